@@ -1,0 +1,2 @@
+"""dicrepro: reproducible DICModel (domain-specific image captioning for ICT)."""
+__version__ = "0.1.0"

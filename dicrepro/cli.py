@@ -1,0 +1,155 @@
+"""The ``dicrepro`` command. Every subcommand has ``--help``; the library logs, the CLI prints results."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+DEFAULT_PARAMS = "params/tiny.yaml"
+
+_EPILOG = """\
+pipeline steps (in order): base, synth, expert, vqa, sft1, sft2, sft3, evaluate, figures
+
+examples:
+  dicrepro run                               # whole pipeline on params/tiny.yaml
+  dicrepro run params/paper.yaml --from sft1 # resume a run from stage-1 training
+  dicrepro render diagrams/*.mmd --out png/  # render your own Mermaid files
+  dicrepro synth --n 100 --out data/s1       # a stage-1 dataset without the notebooks
+  dicrepro metrics --pred pred.jsonl --ref ref.jsonl
+"""
+
+
+def _cmd_run(a: argparse.Namespace) -> int:
+    from .pipeline import StepFailed, run_pipeline
+
+    try:
+        params = run_pipeline(a.params, only=a.only, start=a.start, progress=not a.quiet)
+    except StepFailed as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"done: run folder {params.run_dir}, figures in {params.figures_dir}")
+    return 0
+
+
+def _cmd_render(a: argparse.Namespace) -> int:
+    from .render import render_files
+
+    summary = render_files([Path(p) for p in a.files], Path(a.out), workers=a.workers, timeout_s=a.timeout)
+    print(summary["summary"])
+    for fail in summary["failures"]:
+        print(f"  FAILED {fail['path']}: {fail['error']}", file=sys.stderr)
+    return 1 if summary["failures"] else 0
+
+
+def _cmd_synth(a: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from .params import load_params
+    from .render import MermaidRenderer
+    from .synth import stage1_spec, synthesize
+
+    params = load_params(a.params)
+    spec = replace(stage1_spec(params), n=a.n, test_n=a.test_n,
+                   seed=a.seed if a.seed is not None else params.seed)
+    with MermaidRenderer(workers=params.render.workers, timeout_s=params.render.timeout_s,
+                         width=params.render.width, scale=params.render.scale) as r:
+        dd = synthesize(spec, a.out, r)
+    print(f"wrote {a.out}: {len(dd['train'])} train, {len(dd['test'])} test rows")
+    return 0
+
+
+def _cmd_metrics(a: argparse.Namespace) -> int:
+    from .metrics import metrics_from_files
+
+    print(json.dumps(metrics_from_files(a.pred, a.ref), indent=2, sort_keys=True))
+    return 0
+
+
+def _cmd_figures(a: argparse.Namespace) -> int:
+    from .params import load_params
+    from .workflow import make_figures
+
+    params = load_params(a.params)
+    paths = make_figures(params)
+    print(f"wrote {len(paths)} files to {params.figures_dir}")
+    return 0
+
+
+def _cmd_check(a: argparse.Namespace) -> int:
+    from .params import load_params
+
+    p = load_params(a.params)
+    print(f"{a.params}: valid (name={p.name}, seed={p.seed}, run_dir={p.run_dir})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="dicrepro",
+        description="DICModel, reproducible: synthesize ICT diagram data with real Mermaid, train a "
+                    "vision-language model in three SFT stages, evaluate it.",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = ap.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="execute the pipeline notebooks with papermill",
+                       description="Run the notebooks in order; executed notebooks go to RUN/notebooks/. "
+                                   "Stops at the first failing notebook, naming it and the cell.")
+    p.add_argument("params", nargs="?", default=DEFAULT_PARAMS, help=f"params YAML (default {DEFAULT_PARAMS})")
+    p.add_argument("--only", nargs="+", metavar="STEP", help="run only these steps")
+    p.add_argument("--from", dest="start", metavar="STEP", help="run from this step to the end")
+    p.add_argument("-q", "--quiet", action="store_true", help="no per-cell progress bar")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("render", help="render Mermaid files to PNG with mermaid.js in headless Chromium",
+                       description="One PNG per input, same stem. Exit status 1 if any file failed.")
+    p.add_argument("files", nargs="+", help="Mermaid source files (.mmd)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--workers", type=int, default=None, help="browser pages in parallel (default: cores)")
+    p.add_argument("--timeout", type=float, default=20.0, help="seconds per diagram (default 20)")
+    p.set_defaults(func=_cmd_render)
+
+    p = sub.add_parser("synth", help="synthesize stage-1 image-text pairs as a Hugging Face dataset",
+                       description="Writes a DatasetDict (load_from_disk) in shards; a killed run resumes.")
+    p.add_argument("--n", type=int, required=True, help="training samples")
+    p.add_argument("--test-n", type=int, default=0, help="held-out samples (default 0)")
+    p.add_argument("--out", required=True, help="output dataset folder")
+    p.add_argument("--seed", type=int, default=None, help="seed (default: the params file's)")
+    p.add_argument("--params", default=DEFAULT_PARAMS, help="params YAML for types, languages, rendering")
+    p.set_defaults(func=_cmd_synth)
+
+    p = sub.add_parser("metrics", help="caption metrics for predictions vs references (JSON)",
+                       description="Files of JSON lines {\"id\": ..., \"text\": ...} matched by id. Prints "
+                                   "bleu1..bleu4, meteor, rougeL, cider as fractions in 0..1.")
+    p.add_argument("--pred", required=True, help="predictions JSONL")
+    p.add_argument("--ref", required=True, help="references JSONL")
+    p.set_defaults(func=_cmd_metrics)
+
+    p = sub.add_parser("figures", help="regenerate tables and figures from a run's recorded results")
+    p.add_argument("params", nargs="?", default=DEFAULT_PARAMS, help=f"params YAML (default {DEFAULT_PARAMS})")
+    p.set_defaults(func=_cmd_figures)
+
+    p = sub.add_parser("check", help="validate a params file and exit")
+    p.add_argument("params", help="params YAML")
+    p.set_defaults(func=_cmd_check)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from .params import ParamsError
+
+    try:
+        return args.func(args)
+    except (ParamsError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

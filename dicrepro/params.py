@@ -1,0 +1,238 @@
+"""The typed schema of a params YAML file (params/tiny.yaml, params/paper.yaml, your own).
+
+Validation happens before any work starts: an unknown key, a wrong type or a missing path fails with
+the key's dotted name in the message.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DiagramType = Literal[
+    "flowchart", "sequence", "state", "class", "er", "gantt", "pie", "mindmap", "timeline",
+    "block", "architecture", "xychart", "quadrant", "requirement", "packet",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False, validate_assignment=True)
+
+
+class TinyModelParams(_Strict):
+    """Size of the embedded tiny Qwen2.5-VL-architecture stand-in (random init, local tokenizer)."""
+
+    vocab_size: int = Field(2048, ge=300)
+    hidden_size: int = Field(128, ge=16)
+    intermediate_size: int = Field(256, ge=16)
+    num_hidden_layers: int = Field(2, ge=1)
+    num_attention_heads: int = Field(4, ge=1)
+    num_key_value_heads: int = Field(2, ge=1)
+    vision_depth: int = Field(2, ge=1)
+    vision_hidden_size: int = Field(64, ge=16)
+    vision_heads: int = Field(4, ge=1)
+    # Pre-training on general (non-ICT) diagrams makes the base a "general model" baseline.
+    pretrain_samples: int = Field(200, ge=0)
+    pretrain_epochs: float = Field(3.0, gt=0)
+    pretrain_lr: float = Field(2e-3, gt=0)
+
+
+class ModelParams(_Strict):
+    kind: Literal["tiny", "local"] = "tiny"
+    path: Path | None = None  # local folder with real weights (kind=local), e.g. Qwen2.5-VL-7B-Instruct
+    tiny: TinyModelParams = TinyModelParams()
+    # Caps the processor's image size: the main lever on memory and speed (and on image tokens).
+    min_pixels: int = Field(3136, ge=784)
+    max_pixels: int = Field(50176, ge=3136)
+
+    @model_validator(mode="after")
+    def _local_needs_path(self) -> ModelParams:
+        if self.kind == "local":
+            if self.path is None:
+                raise ValueError("model.path is required when model.kind is 'local'")
+            if not Path(self.path).expanduser().exists():
+                raise ValueError(f"model.path does not exist: {self.path}")
+        return self
+
+
+class RenderParams(_Strict):
+    workers: int = Field(2, ge=1)
+    timeout_s: float = Field(20.0, gt=0)
+    width: int = Field(800, ge=200)
+    scale: float = Field(1.0, gt=0)
+    themes: list[str] = ["default", "neutral", "forest", "base", "dark"]
+
+
+class Stage1Params(_Strict):
+    n: int = Field(300, ge=1)
+    test_n: int = Field(40, ge=0)
+    diagram_types: list[DiagramType] = ["flowchart", "sequence", "state", "class", "er", "gantt", "pie",
+                                        "mindmap", "timeline", "block"]
+    languages: dict[str, float] = {"en": 0.8, "zh": 0.2}
+    min_elements: int = Field(3, ge=2)
+    max_elements: int = Field(12, ge=2)
+
+    @field_validator("languages")
+    @classmethod
+    def _known_languages(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = sorted(set(v) - {"en", "zh"})
+        if bad:
+            raise ValueError(f"unknown language(s) {bad}; supported: en, zh")
+        if not v or sum(v.values()) <= 0:
+            raise ValueError("languages needs at least one positive weight")
+        return v
+
+
+class Stage2Params(_Strict):
+    # Expert annotations: a JSONL/CSV file, a folder of image+txt pairs or a Label Studio export.
+    # null -> the clearly labelled stand-in is generated instead.
+    annotations: Path | None = None
+    n: int = Field(100, ge=1)  # size of the stand-in
+    test_n: int = Field(20, ge=0)
+
+    @field_validator("annotations")
+    @classmethod
+    def _exists(cls, v: Path | None) -> Path | None:
+        if v is not None and not Path(v).expanduser().exists():
+            raise ValueError(f"annotations path does not exist: {v}")
+        return v
+
+
+class Stage3Params(_Strict):
+    n_diagrams: int = Field(60, ge=1)
+    questions_per_diagram: int = Field(4, ge=1)
+    test_diagrams: int = Field(20, ge=0)
+
+
+class DescribeParams(_Strict):
+    backend: Literal["verbalizer", "openai", "hf"] = "verbalizer"
+    base_url: str | None = None
+    model: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    hf_path: Path | None = None
+    concurrency: int = Field(4, ge=1)
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(3, ge=0)
+
+
+class LoraParams(_Strict):
+    r: int = Field(16, ge=1)
+    alpha: int = Field(16, ge=1)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] | str = "all-linear"
+    finetune_vision_layers: bool = False
+
+
+class StageTrainParams(_Strict):
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int = -1
+    learning_rate: float = Field(2e-4, gt=0)
+
+
+class SFTParams(_Strict):
+    backend: Literal["auto", "hf", "unsloth"] = "auto"
+    load_in_4bit: bool = False
+    # merged: each stage starts from the previous stage's merged weights with a fresh adapter;
+    # adapter: the previous stage's adapter is loaded and trained further.
+    continue_from: Literal["merged", "adapter"] = "merged"
+    lora: LoraParams = LoraParams()
+    stage1: StageTrainParams = StageTrainParams()
+    stage2: StageTrainParams = StageTrainParams()
+    stage3: StageTrainParams = StageTrainParams()
+    batch_size: int = Field(8, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    max_length: int = Field(1024, ge=64)
+    warmup_ratio: float = Field(0.03, ge=0, lt=1)
+    save_steps: int = Field(50, ge=1)
+    logging_steps: int = Field(5, ge=1)
+    resume: bool = True
+    bf16: bool = False
+
+    def stage(self, k: int) -> StageTrainParams:
+        return {1: self.stage1, 2: self.stage2, 3: self.stage3}[k]
+
+
+class BaselineModel(_Strict):
+    name: str
+    path: Path
+
+    @field_validator("path")
+    @classmethod
+    def _exists(cls, v: Path) -> Path:
+        if not Path(v).expanduser().exists():
+            raise ValueError(f"baseline model path does not exist: {v}")
+        return v
+
+
+class EvalParams(_Strict):
+    models: list[str] = ["base", "stage1", "stage2", "stage3"]
+    baselines: list[BaselineModel] = []
+    ocr_baseline: bool = False
+    max_new_tokens: int = Field(160, ge=1)
+    batch_size: int = Field(8, ge=1)
+    gallery_n: int = Field(6, ge=0)
+
+
+class Params(_Strict):
+    """Every knob of a run. `load_params` reads and validates one from YAML."""
+
+    name: str = "tiny"
+    seed: int = 1234
+    run_dir: Path = Path("runs/tiny")
+    figures_dir: Path = Path("figures")
+    model: ModelParams = ModelParams()
+    render: RenderParams = RenderParams()
+    stage1: Stage1Params = Stage1Params()
+    stage2: Stage2Params = Stage2Params()
+    stage3: Stage3Params = Stage3Params()
+    describe: DescribeParams = DescribeParams()
+    sft: SFTParams = SFTParams()
+    eval: EvalParams = EvalParams()
+
+
+class ParamsError(ValueError):
+    """A params file is unreadable or invalid; the message names the file and every bad key."""
+
+
+def _format_errors(path: Path | str, err: ValidationError) -> str:
+    lines = [f"invalid params file {path}:"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
+        lines.append(f"  {key}: {msg}")
+    return "\n".join(lines)
+
+
+def load_params(path: str | Path, overrides: dict | None = None) -> Params:
+    """Read a params YAML, apply optional dotted-key ``overrides`` and validate everything.
+
+    Relative paths inside the file (run_dir, figures_dir, model.path, ...) are taken relative to the
+    current working directory, as a user typing them in a shell would expect.
+    """
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ParamsError(f"params file not found: {path}") from None
+    except yaml.YAMLError as e:
+        raise ParamsError(f"params file {path} is not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise ParamsError(f"params file {path} must hold a mapping at the top level")
+    for dotted, value in (overrides or {}).items():
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as e:
+        raise ParamsError(_format_errors(path, e)) from None
+
+
+def dump_params(params: Params) -> dict:
+    """Params as plain JSON-able data (for manifests and model cards)."""
+    return params.model_dump(mode="json")
