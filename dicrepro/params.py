@@ -6,6 +6,7 @@ the key's dotted name in the message.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -206,6 +207,20 @@ def _format_errors(path: Path | str, err: ValidationError) -> str:
     return "\n".join(lines)
 
 
+def _expand_env(node, key: str = ""):
+    """Expand ``$VAR``/``${VAR}`` and ``~`` in string values; an unset variable is an error naming the key."""
+    if isinstance(node, dict):
+        return {k: _expand_env(v, f"{key}.{k}" if key else str(k)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_expand_env(v, f"{key}.{i}") for i, v in enumerate(node)]
+    if isinstance(node, str) and ("$" in node or node.startswith("~")):
+        out = os.path.expanduser(os.path.expandvars(node))
+        if "$" in out:
+            raise ParamsError(f"{key}: environment variable in {node!r} is not set")
+        return out
+    return node
+
+
 def load_params(path: str | Path, overrides: dict | None = None) -> Params:
     """Read a params YAML, apply optional dotted-key ``overrides`` and validate everything.
 
@@ -227,6 +242,10 @@ def load_params(path: str | Path, overrides: dict | None = None) -> Params:
         for p in parents:
             node = node.setdefault(p, {})
         node[leaf] = value
+    try:
+        raw = _expand_env(raw)
+    except ParamsError as e:
+        raise ParamsError(f"invalid params file {path}:\n  {e}") from None
     try:
         return Params.model_validate(raw)
     except ValidationError as e:

@@ -69,9 +69,12 @@ class SynthSpec:
     augment: Callable[[bytes, random.Random], bytes] | None = None
 
 
-def sample_seed(seed: int, domain: str, index: int) -> int:
-    """A per-sample seed independent of every other sample (so shards can be built in any order)."""
-    digest = hashlib.sha256(f"{seed}:{domain}:{index}".encode()).digest()
+def sample_seed(seed: int, stream: str, index: int) -> int:
+    """A per-sample seed independent of every other sample (so shards can be built in any order).
+
+    ``stream`` separates datasets drawn from the same run seed (stage 1, the stand-in, VQA images...).
+    """
+    digest = hashlib.sha256(f"{seed}:{stream}:{index}".encode()).digest()
     return int.from_bytes(digest[:8], "big") >> 1
 
 
@@ -82,7 +85,7 @@ def _weighted(rng: random.Random, weights: dict[str, float]) -> str:
 
 def plan_sample(spec: SynthSpec, index: int) -> dict:
     """Everything about sample ``index`` except its pixels: graph, Mermaid, texts, split."""
-    s = sample_seed(spec.seed, spec.domain, index)
+    s = sample_seed(spec.seed, f"{spec.domain}/{spec.id_prefix}", index)
     rng = random.Random(s)
     dtype = rng.choice(list(spec.diagram_types))
     language = _weighted(rng, spec.languages)

@@ -3,7 +3,7 @@
 # WordNet data (METEOR, read from disk: no nltk.download), Tesseract (the OCR baseline).
 # Idempotent: installs only what is missing.
 set -euo pipefail
-PKGS=(chromium fonts-noto-cjk fonts-dejavu-core fonts-liberation wordnet-base tesseract-ocr tesseract-ocr-eng)
+PKGS=(chromium fonts-noto-cjk fonts-dejavu-core fonts-liberation wordnet-base tesseract-ocr tesseract-ocr-eng tesseract-ocr-chi-sim)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,171 @@
+"""Step 5: predictions for every model on the held-out splits, then scores and breakdowns.
+
+Caption set: the test splits of stage 1 (synthetic ICT) and stage 2 (expert data, or the stand-in).
+Objective set: the objective questions of the stage-3 test split (diagrams never seen in training).
+Predictions are cached as JSONL per model, so a rerun only scores.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pandas as pd
+from datasets import concatenate_datasets, load_from_disk
+
+from .atomic import read_jsonl, write_bytes_atomic, write_json_atomic, write_text_atomic
+from .params import Params
+from .paths import RunPaths
+
+log = logging.getLogger(__name__)
+
+CAPTION_GROUPS = ("overall", "diagram_type", "language", "source")
+OBJECTIVE_GROUPS = ("overall", "dimension", "kind", "diagram_type")
+METRIC_KEYS = ("bleu1", "bleu2", "bleu3", "bleu4", "meteor", "rougeL", "cider")
+
+
+def model_dirs(params: Params) -> dict[str, Path]:
+    """Model name -> folder, in the order of params.eval.models, then user baselines."""
+    paths = RunPaths(Path(params.run_dir))
+    out = {}
+    for name in params.eval.models:
+        if name == "base" and params.model.kind == "local":
+            out[name] = Path(params.model.path)
+        else:
+            out[name] = paths.model_dir(name)
+    for b in params.eval.baselines:
+        out[b.name] = Path(b.path)
+    return out
+
+
+def caption_eval_set(paths: RunPaths):
+    parts = [load_from_disk(str(f))["test"] for f in (paths.stage1_data, paths.stage2_data) if f.exists()]
+    if not parts:
+        raise FileNotFoundError(f"no caption test split under {paths.data}: run the data steps first")
+    return concatenate_datasets(parts)
+
+
+def objective_eval_set(paths: RunPaths):
+    test = load_from_disk(str(paths.stage3_data))["test"]
+    return test.filter(lambda o: o, input_columns="objective")
+
+
+def _chance(item: dict) -> float:
+    if item["options"]:
+        return 1.0 / len(item["options"])
+    if item["kind"] == "tf":
+        return 0.5
+    return 0.0  # free-form numbers: no meaningful guessing rate
+
+
+def score_captions(meta: list[dict], preds: dict[str, dict[str, str]]) -> pd.DataFrame:
+    """One row per (model, group_by, group): n and every caption metric."""
+    from .metrics import caption_scores
+
+    rows = []
+    for model, by_id in preds.items():
+        for group_by in CAPTION_GROUPS:
+            keys = sorted({m.get(group_by, "all") if group_by != "overall" else "all" for m in meta})
+            for g in keys:
+                sel = [m for m in meta if group_by == "overall" or m[group_by] == g]
+                scores = caption_scores([m["reference"] for m in sel], [by_id[m["id"]] for m in sel],
+                                        [m["language"] for m in sel])
+                rows.append({"model": model, "group_by": group_by, "group": g, "n": len(sel),
+                             **{k: float(scores[k]) for k in METRIC_KEYS}})
+    return pd.DataFrame(rows)
+
+
+def score_objective(items: list[dict], preds: dict[str, dict[str, str]]) -> pd.DataFrame:
+    """Accuracy per (model, group_by, group), with unparsed answers counted (as wrong) and chance level."""
+    from .answers import is_correct
+
+    rows = []
+    for model, by_id in preds.items():
+        judged = []
+        for it in items:
+            correct, parsed = is_correct(it, by_id[it["id"]])
+            judged.append((it, correct, parsed))
+        for group_by in OBJECTIVE_GROUPS:
+            keys = sorted({it[group_by] for it in items}) if group_by != "overall" else ["all"]
+            for g in keys:
+                sel = [j for j in judged if group_by == "overall" or j[0][group_by] == g]
+                n = len(sel)
+                rows.append({"model": model, "group_by": group_by, "group": g, "n": n,
+                             "accuracy": sum(c for _, c, _ in sel) / n if n else 0.0,
+                             "unparsed": sum(not p for _, _, p in sel),
+                             "chance": sum(_chance(it) for it, _, _ in sel) / n if n else 0.0})
+    return pd.DataFrame(rows)
+
+
+def _predict_all(params: Params, paths: RunPaths, name: str, model_dir: Path, ds, kind: str) -> dict[str, str]:
+    from .predict import predict_to_jsonl
+
+    out = paths.predictions / f"{name}__{kind}.jsonl"
+    predict_to_jsonl(model_dir, name, ds, out, batch_size=params.eval.batch_size,
+                     max_new_tokens=params.eval.max_new_tokens)
+    return {r["id"]: r["text"] for r in read_jsonl(out)}
+
+
+def _ocr_predictions(paths: RunPaths, ds) -> dict[str, str]:
+    from .ocr import ocr_to_jsonl
+
+    out = paths.predictions / "ocr__captions.jsonl"
+    ocr_to_jsonl(ds, out)
+    return {r["id"]: r["text"] for r in read_jsonl(out)}
+
+
+def _write_gallery(params: Params, paths: RunPaths, cap_ds, preds: dict[str, dict[str, str]]) -> None:
+    gdir = paths.results / "gallery"
+    rows = []
+    for row in cap_ds.select(range(min(params.eval.gallery_n, len(cap_ds)))):
+        img_path = gdir / f"{row['id']}.png"
+        import io
+
+        buf = io.BytesIO()
+        row["image"].convert("RGB").save(buf, format="PNG")
+        write_bytes_atomic(img_path, buf.getvalue())
+        rows.append({"id": row["id"], "image_path": str(img_path), "reference": row["target"],
+                     "diagram_type": row["diagram_type"],
+                     "predictions": {m: p[row["id"]] for m, p in preds.items()}})
+    write_text_atomic(paths.predictions / "gallery.jsonl",
+                      "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+def evaluate(params: Params) -> dict[str, pd.DataFrame]:
+    """Predict with every model, score, and write RUN/results/*.csv + meta.json. Returns the overall tables."""
+    paths = RunPaths(Path(params.run_dir))
+    cap_ds = caption_eval_set(paths)
+    obj_ds = objective_eval_set(paths)
+    cap_meta = [{"id": r["id"], "reference": r["target"], "language": r["language"],
+                 "diagram_type": r["diagram_type"], "source": r["source"]}
+                for r in cap_ds.remove_columns("image")]
+    obj_items = list(obj_ds.remove_columns("image"))
+    cap_preds, obj_preds = {}, {}
+    for name, mdir in model_dirs(params).items():
+        if not mdir.exists():
+            raise FileNotFoundError(f"model {name!r} not found at {mdir}: train it first (04_sft) or "
+                                    "remove it from eval.models")
+        log.info("predicting with %s (%s)", name, mdir)
+        cap_preds[name] = _predict_all(params, paths, name, mdir, cap_ds, "captions")
+        obj_preds[name] = _predict_all(params, paths, name, mdir, obj_ds, "objective")
+    if params.eval.ocr_baseline:
+        cap_preds["ocr"] = _ocr_predictions(paths, cap_ds)
+    captions = score_captions(cap_meta, cap_preds)
+    objective = score_objective(obj_items, obj_preds)
+    paths.results.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(paths.results / "caption_scores.csv", captions.to_csv(index=False, float_format="%.6f"))
+    write_text_atomic(paths.results / "objective_scores.csv", objective.to_csv(index=False, float_format="%.6f"))
+    stage2_sources = set(load_from_disk(str(paths.stage2_data))["train"]["source"])
+    write_json_atomic(paths.results / "meta.json", {
+        "tiny_model": params.model.kind == "tiny",
+        "standin_stage2": "standin" in stage2_sources,
+        "model_order": list(cap_preds),
+        "caption_set": {"n": len(cap_meta), "splits": ["stage1/test", "stage2/test"]},
+        "objective_set": {"n": len(obj_items), "split": "stage3/test"},
+        "bleu": "corpus BLEU on words (jieba-segmented Chinese); see dicrepro.metrics",
+    })
+    _write_gallery(params, paths, cap_ds, cap_preds)
+    overall_c = captions[captions.group_by == "overall"].drop(columns=["group_by", "group"])
+    overall_o = objective[objective.group_by == "overall"].drop(columns=["group_by", "group"])
+    return {"captions": overall_c.reset_index(drop=True), "objective": overall_o.reset_index(drop=True)}
