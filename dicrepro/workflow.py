@@ -120,12 +120,34 @@ def _eval_images(params: Params) -> list[bytes]:
 
 def make_stage2(params: Params):
     """Stage-2 pairs: the user's expert annotations (validated, leakage-guarded) or the labelled
-    stand-in. Returns ``(DatasetDict, ImportReport | None)``."""
+    stand-in, with the reviewers' decisions (02_expert_pairs' widget) applied to the training split.
+    Returns ``(DatasetDict, ImportReport | None)``."""
     paths = run_paths(params)
+    report = None
     if params.stage2.annotations is None:
         log.warning("no expert annotations given: building the STAND-IN stage-2 set (source='standin')")
         with open_renderer(params) as r:
-            return synthesize(standin_spec(params), paths.stage2_data, r), None
+            dd = synthesize(standin_spec(params), paths.stage2_data, r)
+    else:
+        dd, report = _import_expert(params, paths)
+    if paths.stage2_reviews.exists():
+        from .review import apply_reviews
+
+        before = len(dd["train"])
+        dd = DatasetDict({"train": apply_reviews(dd["train"], paths.stage2_reviews), "test": dd["test"]})
+        log.info("applied reviews from %s: %d -> %d training rows", paths.stage2_reviews, before,
+                 len(dd["train"]))
+        _save(dd, paths.stage2_data)
+    return dd, report
+
+
+def _save(dd: DatasetDict, folder: Path) -> None:
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    dd.save_to_disk(str(tmp))
+    replace_dir_atomic(tmp, folder)
+
+
+def _import_expert(params: Params, paths: RunPaths):
     from .expert import import_annotations, leakage_flags
 
     report = import_annotations(params.stage2.annotations)
@@ -141,9 +163,7 @@ def make_stage2(params: Params):
     if not rows:
         raise ValueError(f"{params.stage2.annotations}: no valid rows to train on ({report.summary()})")
     dd = expert_rows_to_dataset(rows, seed=params.seed, test_n=min(params.stage2.test_n, len(rows) // 5))
-    tmp = paths.stage2_data.with_name(".stage2.tmp")
-    dd.save_to_disk(str(tmp))
-    replace_dir_atomic(tmp, paths.stage2_data)
+    _save(dd, paths.stage2_data)
     return dd, report
 
 
@@ -182,9 +202,7 @@ def make_stage3(params: Params) -> DatasetDict:
                          "graph": graphs[i]})
         out[split] = Dataset.from_list(rows, features=VQA_FEATURES)
     dd = DatasetDict(out)
-    tmp = paths.stage3_data.with_name(".stage3.tmp")
-    dd.save_to_disk(str(tmp))
-    replace_dir_atomic(tmp, paths.stage3_data)
+    _save(dd, paths.stage3_data)
     return dd
 
 

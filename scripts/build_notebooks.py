@@ -55,6 +55,10 @@ NOTEBOOKS = {
         ("code", "ds, report = workflow.make_stage2(params)\nprint(report.summary() if report else 'STAND-IN data (no expert annotations given)')\nds"),
         ("code", "show.counts(ds['train'], ['source', 'diagram_type'])"),
         ("code", "show.gallery(ds['train'], n=4, columns=('source', 'description'))"),
+        ("md", "## Review\n\nIn JupyterLab: edit, accept or reject each pair. Every decision is saved at once "
+               "to `RUN/data/stage2_reviews.jsonl` (closing the notebook loses nothing) and applied to the "
+               "training split the next time this step runs."),
+        ("code", "from dicrepro.review import review_widget\nreview_widget(ds['train'], paths.stage2_reviews)"),
     ],
     "03_vqa.ipynb": [
         ("md", "# 3. Stage-3 data: VQA instructions\n\nObjective questions (multiple choice, true/false, "

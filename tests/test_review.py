@@ -1,0 +1,46 @@
+"""The stage-2 review widget saves every decision at once; reopening continues; reviews apply."""
+
+from datasets import Dataset, Features, Image, Value
+from PIL import Image as PILImage
+
+from dicrepro.review import apply_reviews, load_decisions, review_widget
+
+
+def tiny_pairs(n=4):
+    rows = [{"id": f"e-{i}", "image": PILImage.new("RGB", (40, 30), (255, 255, 255 - 40 * i)),
+             "target": f"expert text number {i}", "description": f"expert text number {i}",
+             "source": "standin"} for i in range(n)]
+    feats = Features({"id": Value("string"), "image": Image(), "target": Value("string"),
+                      "description": Value("string"), "source": Value("string")})
+    return Dataset.from_list(rows, features=feats)
+
+
+def test_decisions_are_saved_immediately_and_applied(tmp_path):
+    ds, reviews = tiny_pairs(), tmp_path / "reviews.jsonl"
+    box = review_widget(ds, reviews)
+    c = box.controls
+    c["accept"].click()                      # e-0 accepted
+    c["reject"].click()                      # e-1 rejected
+    c["text"].value = "a corrected expert description"
+    c["save"].click()                        # e-2 edited
+    # saved on disk before anything else happens: closing the notebook now loses nothing
+    assert {k: v["decision"] for k, v in load_decisions(reviews).items()} == {
+        "e-0": "accept", "e-1": "reject", "e-2": "edit"}
+    # reopening starts at the first unreviewed row
+    again = review_widget(ds, reviews)
+    assert again.controls["position"]["i"] == 3
+    out = apply_reviews(ds, reviews)
+    assert out["id"] == ["e-0", "e-2", "e-3"]
+    assert out["target"][1] == "a corrected expert description"
+
+
+def test_navigation_and_last_decision_wins(tmp_path):
+    ds, reviews = tiny_pairs(), tmp_path / "r.jsonl"
+    c = review_widget(ds, reviews).controls
+    c["reject"].click()
+    c["prev"].click()
+    c["accept"].click()                      # e-0 changes its mind
+    assert load_decisions(reviews)["e-0"]["decision"] == "accept"
+    c["next"].click()
+    c["next"].click()
+    assert "4/4" in c["status"].value        # stops at the last row
