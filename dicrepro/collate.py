@@ -1,0 +1,105 @@
+"""The one vision data collator, shared by pre-training and every SFT backend.
+
+A row (``image``, ``prompt``, ``target``) becomes a chat: user = [image, prompt], assistant = [target].
+The processor's chat template renders it, the processor expands the image placeholder into the image's
+tokens, and the labels keep only the assistant's answer and its closing ``<|im_end|>``: the system
+prompt, the user's turn, the image tokens and the padding are all masked with -100.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import torch
+
+log = logging.getLogger(__name__)
+
+IGNORE_INDEX = -100
+
+
+class MaxLengthError(ValueError):
+    """A sample's image tokens (or its whole prompt) do not fit in ``max_length``."""
+
+
+def chat_messages(prompt: str, target: str | None = None) -> list[dict]:
+    """The chat of one row: user turn (image + prompt) and, for training, the assistant's answer."""
+    msgs = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
+    if target is not None:
+        msgs.append({"role": "assistant", "content": [{"type": "text", "text": target}]})
+    return msgs
+
+
+def _rgb(image):
+    # Datasets may hold palette/RGBA PNGs; the image processor wants 3 channels.
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def _find(seq: list[int], sub: list[int], start: int = 0) -> int:
+    n = len(sub)
+    for i in range(start, len(seq) - n + 1):
+        if seq[i:i + n] == sub:
+            return i
+    return -1
+
+
+class VisionSFTCollator:
+    """Turn rows ``{"id", "image", "prompt", "target"}`` into model inputs with assistant-only labels.
+
+    ``max_length`` caps the sequence. A row whose prompt (image tokens included) does not fit raises
+    :class:`MaxLengthError` naming the row id, instead of transformers' cryptic "image features and
+    image tokens do not match"; a row whose *answer* does not fit is truncated at the end (logged).
+    """
+
+    def __init__(self, processor, max_length: int | None = None):
+        self.processor = processor
+        self.tokenizer = processor.tokenizer
+        self.max_length = max_length
+        self.image_token_id = self.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+        self.im_end_id = self.tokenizer.convert_tokens_to_ids("<|im_end|>")
+        self.response_marker = self.tokenizer.encode("<|im_start|>assistant\n", add_special_tokens=False)
+        self._warned: set[str] = set()
+
+    def __call__(self, rows: Sequence[dict]) -> dict[str, torch.Tensor]:
+        texts = [self.processor.apply_chat_template(chat_messages(r["prompt"], r["target"]), tokenize=False)
+                 for r in rows]
+        images = [[_rgb(r["image"])] for r in rows]
+        batch = self.processor(text=texts, images=images, padding=True, padding_side="right",
+                               return_tensors="pt")
+        input_ids = batch["input_ids"]
+        labels = torch.full_like(input_ids, IGNORE_INDEX)
+        for i, row in enumerate(rows):
+            ids = input_ids[i].tolist()
+            start = _find(ids, self.response_marker)
+            if start < 0:
+                raise ValueError(f"sample {row.get('id', i)!r}: no assistant turn found after the chat template")
+            a = start + len(self.response_marker)
+            end = ids.index(self.im_end_id, a)  # the answer's own <|im_end|> is learned (it stops generation)
+            labels[i, a:end + 1] = input_ids[i, a:end + 1]
+        if self.max_length is not None and input_ids.shape[1] > self.max_length:
+            self._check_fits(rows, input_ids, batch["attention_mask"], labels)
+            for key in ("input_ids", "attention_mask", "mm_token_type_ids"):
+                if key in batch:
+                    batch[key] = batch[key][:, :self.max_length]
+            labels = labels[:, :self.max_length]
+        batch["labels"] = labels
+        return dict(batch)
+
+    def _check_fits(self, rows, input_ids, attention_mask, labels) -> None:
+        for i, row in enumerate(rows):
+            ids = input_ids[i]
+            img_pos = (ids == self.image_token_id).nonzero()
+            last_img = int(img_pos.max()) if len(img_pos) else -1
+            answer = (labels[i] != IGNORE_INDEX).nonzero()
+            first_answer = int(answer.min()) if len(answer) else len(ids)
+            sid = row.get("id", f"#{i}")
+            if last_img >= self.max_length or first_answer >= self.max_length:
+                raise MaxLengthError(
+                    f"sample {sid!r}: its prompt needs {first_answer} tokens ({len(img_pos)} of them image tokens) "
+                    f"but sft.max_length is {self.max_length}; raise sft.max_length or lower model.max_pixels "
+                    f"(fewer image tokens)")
+            length = int(attention_mask[i].sum())
+            if length > self.max_length and sid not in self._warned:
+                self._warned.add(sid)
+                log.warning("sample %r: %d tokens > sft.max_length %d, its answer is truncated", sid, length,
+                            self.max_length)

@@ -1,0 +1,253 @@
+"""Progressive SFT: ``train_stage(params, stage)`` trains one LoRA stage with TRL's SFTTrainer.
+
+Stage 1 starts from the base model (the tiny stand-in, or ``model.path``), stage k from stage k-1's
+result: its merged weights with a fresh adapter (``sft.continue_from: merged``) or its adapter trained
+further on the original base (``adapter``). Every stage folder (``RunPaths.stage_model(k)``) holds::
+
+    adapter/        PEFT adapter (save_pretrained)
+    merged/         base + adapter merged, with the processor: a plain transformers checkpoint
+    README.md       model card (front matter, params, data sizes, losses, the tiny-run note)
+    loss.csv        step, epoch, loss
+    tensorboard/    Trainer's tensorboard logs
+    checkpoints/    Trainer checkpoints every ``sft.save_steps`` (resume after a kill)
+    lineage.json    input model, previous stage, data hash, params hash, versions (written last)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+
+from datasets import load_from_disk
+
+from .atomic import write_json_atomic, write_text_atomic
+from .collate import VisionSFTCollator
+from .params import dump_params
+from .paths import RunPaths
+from .sft_backends import BACKENDS, cuda_available, merge_adapter, resolve_backend
+from .train_log import LossCSVCallback, dataset_hash, library_versions, read_loss_csv, tensorboard_callback
+
+log = logging.getLogger(__name__)
+
+REQUIRED_COLUMNS = ("id", "image", "prompt", "target")
+
+
+class StageInputError(ValueError):
+    """A stage's input (model folder, previous stage or dataset) is missing or malformed."""
+
+
+def params_hash(params) -> str:
+    """Hash of the params that decide a stage's weights (seed, model, sft), for lineage and skipping."""
+    d = dump_params(params)
+    key = json.dumps({k: d[k] for k in ("seed", "model", "sft")}, sort_keys=True)
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def load_stage_data(folder: Path):
+    """The train split of a stage's DatasetDict, checked for the training columns."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise StageInputError(f"stage data folder {folder} does not exist: build it first (notebooks 01-03)")
+    dd = load_from_disk(str(folder))
+    if "train" not in dd:
+        raise StageInputError(f"dataset {folder} has no 'train' split (splits: {list(dd)})")
+    train = dd["train"]
+    missing = [c for c in REQUIRED_COLUMNS if c not in train.column_names]
+    if missing:
+        raise StageInputError(f"dataset {folder} (train split) lacks column(s) {missing}; it has "
+                              f"{train.column_names}")
+    if len(train) == 0:
+        raise StageInputError(f"dataset {folder} has an empty train split")
+    return train
+
+
+def _base_model_path(params, paths: RunPaths) -> Path:
+    if params.model.kind == "local":
+        return Path(params.model.path).expanduser()
+    return paths.base_model
+
+
+def _check_model_dir(path: Path, what: str) -> None:
+    if not (path / "config.json").exists():
+        hint = "run 00_base_model first" if what == "base model" else "train the previous stage first"
+        raise StageInputError(f"{what} not found: {path} has no config.json ({hint})")
+
+
+def stage_inputs(params, stage: int) -> dict:
+    """Where stage ``stage`` starts: ``{"model": path to load, "adapter": adapter to continue or None,
+    "base_model": the original base, "previous_stage": folder or None}``."""
+    paths = RunPaths(Path(params.run_dir))
+    base = _base_model_path(params, paths)
+    if stage == 1:
+        _check_model_dir(base, "base model")
+        return {"model": base, "adapter": None, "base_model": base, "previous_stage": None}
+    prev = paths.stage_model(stage - 1)
+    lineage = prev / "lineage.json"
+    if not lineage.exists():
+        raise StageInputError(f"stage {stage} starts from stage {stage - 1}, but {prev} holds no finished "
+                              f"stage (no lineage.json): train stage {stage - 1} first")
+    prev_lineage = json.loads(lineage.read_text())
+    if params.sft.continue_from == "adapter":
+        root = Path(prev_lineage["base_model"])
+        _check_model_dir(root, "base model")
+        return {"model": root, "adapter": prev / "adapter", "base_model": root, "previous_stage": prev}
+    _check_model_dir(prev / "merged", f"stage {stage - 1} merged model")
+    return {"model": prev / "merged", "adapter": None, "base_model": Path(prev_lineage["base_model"]),
+            "previous_stage": prev}
+
+
+def _sft_config(params, stage: int, out: Path, backend: str):
+    from trl import SFTConfig
+
+    s, st = params.sft, params.sft.stage(stage)
+    cuda = cuda_available()
+    return SFTConfig(
+        output_dir=str(out / "checkpoints"), per_device_train_batch_size=s.batch_size,
+        gradient_accumulation_steps=s.grad_accum, num_train_epochs=st.epochs, max_steps=st.max_steps,
+        learning_rate=st.learning_rate, lr_scheduler_type="linear", warmup_steps=s.warmup_ratio,
+        weight_decay=0.0, logging_steps=s.logging_steps, save_strategy="steps", save_steps=s.save_steps,
+        save_total_limit=2, seed=params.seed, data_seed=params.seed, report_to="none",
+        bf16=s.bf16 and cuda, use_cpu=not cuda, dataloader_num_workers=0,
+        # Gradient checkpointing trades compute for memory: only worth it for large models on a GPU.
+        activation_checkpointing=cuda,
+        optim="adamw_8bit" if cuda and (backend == "unsloth" or s.load_in_4bit) else "adamw_torch",
+        # The collator needs the raw columns (image, prompt, target): TRL must neither drop nor
+        # pre-tokenize them. Truncation is the collator's job (it checks image tokens first).
+        remove_unused_columns=False, dataset_text_field="", dataset_kwargs={"skip_prepare_dataset": True},
+        max_length=None,
+    )
+
+
+def _last_checkpoint(folder: Path) -> Path | None:
+    cks = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1])) if folder.exists() else []
+    return cks[-1] if cks else None
+
+
+def _finished(out: Path, expect: dict) -> bool:
+    f = out / "lineage.json"
+    if not f.exists() or not (out / "merged" / "config.json").exists():
+        return False
+    got = json.loads(f.read_text())
+    return all(got.get(k) == v for k, v in expect.items())
+
+
+def train_stage(params, stage: int, *, callbacks: list | None = None) -> Path:
+    """Train SFT stage ``stage`` (1, 2 or 3) and return its folder (see the module doc for its content).
+
+    A stage already finished with the same inputs, data and params is not retrained. With
+    ``sft.resume`` a killed stage continues from its last checkpoint. ``callbacks`` are extra
+    ``transformers.TrainerCallback`` objects (early stopping, custom logging).
+    """
+    from trl import SFTTrainer
+
+    if stage not in (1, 2, 3):
+        raise ValueError(f"stage must be 1, 2 or 3, got {stage!r}")
+    backend = resolve_backend(params.sft.backend)
+    paths = RunPaths(Path(params.run_dir))
+    inputs = stage_inputs(params, stage)
+    data_dir = paths.stage_data(stage)
+    train = load_stage_data(data_dir)
+    out = paths.stage_model(stage)
+    expect = {"status": "done", "params_hash": params_hash(params), "data_hash": dataset_hash(data_dir),
+              "input_model": str(inputs["model"]), "input_adapter": str(inputs["adapter"] or "")}
+    if _finished(out, expect):
+        log.info("stage %d already trained with these inputs: %s (delete it to retrain)", stage, out)
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "lineage.json").unlink(missing_ok=True)  # only a finished stage has one
+    resume = _last_checkpoint(out / "checkpoints") if params.sft.resume else None
+    if resume is None:
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+        (out / "loss.csv").unlink(missing_ok=True)
+    log.info("stage %d: backend %s, model %s%s, %d training rows from %s%s", stage, backend, inputs["model"],
+             f" + adapter {inputs['adapter']}" if inputs["adapter"] else "", len(train), data_dir,
+             f", resuming from {resume}" if resume else "")
+
+    model, processor = BACKENDS[backend](params, inputs["model"], inputs["adapter"])
+    if hasattr(model, "print_trainable_parameters"):
+        n_train, n_all = model.get_nb_trainable_parameters()
+        log.info("trainable parameters: %d of %d (%.2f%%)", n_train, n_all, 100 * n_train / n_all)
+    trainer = SFTTrainer(
+        model=model, args=_sft_config(params, stage, out, backend), train_dataset=train,
+        processing_class=processor, data_collator=VisionSFTCollator(processor, params.sft.max_length),
+        callbacks=[LossCSVCallback(out / "loss.csv"), tensorboard_callback(out / "tensorboard"),
+                   *(callbacks or [])],
+    )
+    t0 = time.time()
+    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    seconds = time.time() - t0
+
+    adapter_tmp = out / ".adapter.tmp"
+    shutil.rmtree(adapter_tmp, ignore_errors=True)
+    trainer.model.save_pretrained(str(adapter_tmp))
+    _replace(adapter_tmp, out / "adapter")
+    # Merge into a fresh full-precision copy of the model the adapter was trained on.
+    merged_tmp = out / ".merged.tmp"
+    shutil.rmtree(merged_tmp, ignore_errors=True)
+    merge_adapter(params, inputs["model"], out / "adapter", merged_tmp)
+    _replace(merged_tmp, out / "merged")
+
+    losses = read_loss_csv(out / "loss.csv") if (out / "loss.csv").exists() else []
+    lineage = {**expect, "stage": stage, "backend": backend, "base_model": str(inputs["base_model"]),
+               "previous_stage": str(inputs["previous_stage"]) if inputs["previous_stage"] else None,
+               "continue_from": params.sft.continue_from, "data_dir": str(data_dir), "train_rows": len(train),
+               "resumed_from": str(resume) if resume else None, "global_step": result.global_step,
+               "train_seconds": round(seconds, 1), "train_loss": result.training_loss,
+               "first_loss": losses[0]["loss"] if losses else None,
+               "final_loss": losses[-1]["loss"] if losses else None,
+               "tiny_model": params.model.kind == "tiny", "versions": library_versions(),
+               "params": dump_params(params)["sft"]}
+    write_text_atomic(out / "README.md", model_card(params, stage, lineage))
+    write_json_atomic(out / "lineage.json", lineage)  # last: its presence means the stage is complete
+    log.info("stage %d done in %.0f s: loss %s -> %s, saved to %s", stage, seconds, lineage["first_loss"],
+             lineage["final_loss"], out)
+    return out
+
+
+def _replace(tmp: Path, final: Path) -> None:
+    from .atomic import replace_dir_atomic
+
+    replace_dir_atomic(tmp, final)
+
+
+def model_card(params, stage: int, lineage: dict) -> str:
+    """The stage's README.md: Hugging Face front matter, then what was trained on what, and how it went."""
+    from .tiny_model import TINY_NOTE
+
+    base = lineage["base_model"]
+    st = params.sft.stage(stage)
+    note = f"\n> **{TINY_NOTE}**\n" if lineage["tiny_model"] else ""
+    fmt = (lambda x: f"{x:.4f}" if isinstance(x, float) else str(x))
+    return f"""---
+base_model: {base}
+library_name: transformers
+pipeline_tag: image-text-to-text
+license: apache-2.0
+tags: [dicrepro, ict, diagram-captioning, lora, sft, stage-{stage}]
+---
+
+# dicrepro stage-{stage} model ({params.name} run)
+{note}
+Stage {stage} of the progressive SFT of DICModel: LoRA (r={params.sft.lora.r}, alpha={params.sft.lora.alpha},
+vision layers: {params.sft.lora.finetune_vision_layers}) with TRL's SFTTrainer ({lineage['backend']} backend),
+loss on the assistant's answer only. `merged/` holds the merged weights and processor; `adapter/` the
+PEFT adapter.
+
+| | |
+|---|---|
+| started from | `{lineage['input_model']}` {('+ adapter `' + lineage['input_adapter'] + '`') if lineage['input_adapter'] else ''} |
+| previous stage | {lineage['previous_stage'] or '—'} |
+| data | `{lineage['data_dir']}` ({lineage['train_rows']} training rows, hash `{lineage['data_hash'][:12]}`) |
+| epochs / max steps | {st.epochs} / {st.max_steps} |
+| learning rate | {st.learning_rate} |
+| batch size x grad accum | {params.sft.batch_size} x {params.sft.grad_accum} |
+| steps | {lineage['global_step']} ({lineage['train_seconds']} s) |
+| loss first -> final | {fmt(lineage['first_loss'])} -> {fmt(lineage['final_loss'])} |
+| params hash | `{lineage['params_hash']}` |
+
+Evaluation results are in the run's `results/` folder (05_evaluate).
+"""

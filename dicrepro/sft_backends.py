@@ -1,0 +1,128 @@
+"""Loading a model for LoRA training: the two backends, as plain functions (``BACKENDS[name]``).
+
+``hf``: transformers + PEFT (float32 on CPU; bitsandbytes 4-bit QLoRA on CUDA when asked).
+``unsloth``: Unsloth's FastVisionModel (CUDA only), imported lazily so CPU machines never need it.
+Both return ``(model, processor)`` with the LoRA adapter attached and trainable, ready for TRL's
+SFTTrainer with the shared collator.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForImageTextToText, AutoProcessor
+
+log = logging.getLogger(__name__)
+
+_LANGUAGE_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+# Qwen2.5-VL vision blocks: fused qkv + proj in attention, gated MLP; the merger's two linears.
+_VISION_MODULES = ("qkv", "proj", "gate_proj", "up_proj", "down_proj", r"mlp\.0", r"mlp\.2")
+
+
+class BackendUnavailable(RuntimeError):
+    """The requested training backend cannot run on this machine."""
+
+
+def cuda_available() -> bool:
+    return torch.cuda.is_available()
+
+
+def unsloth_importable() -> bool:
+    return importlib.util.find_spec("unsloth") is not None
+
+
+def resolve_backend(name: str) -> str:
+    """``auto`` -> ``unsloth`` with CUDA and unsloth installed, else ``hf``; other names are checked."""
+    if name == "auto":
+        return "unsloth" if cuda_available() and unsloth_importable() else "hf"
+    if name == "unsloth" and not cuda_available():
+        raise BackendUnavailable(
+            "sft.backend is 'unsloth' but this machine has no CUDA GPU: Unsloth only trains on NVIDIA GPUs. "
+            "Set sft.backend: hf (transformers + PEFT + TRL, runs on CPU) or sft.backend: auto.")
+    if name == "unsloth" and not unsloth_importable():
+        raise BackendUnavailable(
+            "sft.backend is 'unsloth' but the unsloth package is not installed: pip install -e .[gpu], "
+            "or set sft.backend: hf.")
+    return name
+
+
+def lora_target_regex(lora) -> str:
+    """A PEFT ``target_modules`` regex: the language model's linears, plus the vision tower's when
+    ``lora.finetune_vision_layers`` (``all-linear`` in PEFT would always include the vision tower)."""
+    names = _LANGUAGE_MODULES if lora.target_modules == "all-linear" else tuple(lora.target_modules)
+    parts = [rf".*language_model\.layers\.\d+\..*\.({'|'.join(names)})"]
+    if lora.finetune_vision_layers:
+        vnames = _VISION_MODULES if lora.target_modules == "all-linear" else tuple(lora.target_modules)
+        parts.append(rf".*visual\.(blocks\.\d+|merger)\..*({'|'.join(vnames)})")
+    return "|".join(f"(?:{p})" for p in parts)
+
+
+def train_dtype(params) -> torch.dtype:
+    return torch.bfloat16 if cuda_available() and params.sft.bf16 else torch.float32
+
+
+def load_hf(params, model_path: Path, adapter_path: Path | None):
+    """transformers + PEFT: the model at ``model_path`` with a fresh LoRA adapter, or with the adapter at
+    ``adapter_path`` loaded trainable (``continue_from: adapter``)."""
+    from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
+
+    kwargs = {"dtype": train_dtype(params)}
+    quantized = params.sft.load_in_4bit and cuda_available()
+    if params.sft.load_in_4bit and not cuda_available():
+        log.warning("sft.load_in_4bit needs CUDA (bitsandbytes); training in float32 on CPU instead")
+    if quantized:
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16 if params.sft.bf16 else torch.float16)
+        kwargs["device_map"] = {"": 0}
+    model = AutoModelForImageTextToText.from_pretrained(str(model_path), **kwargs)
+    if quantized:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
+    if adapter_path is not None:
+        model = PeftModel.from_pretrained(model, str(adapter_path), is_trainable=True)
+    else:
+        lora = params.sft.lora
+        cfg = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, bias="none",
+                         target_modules=lora_target_regex(lora), task_type="CAUSAL_LM")
+        model = get_peft_model(model, cfg)
+    processor = AutoProcessor.from_pretrained(str(model_path))
+    return model, processor
+
+
+def load_unsloth(params, model_path: Path, adapter_path: Path | None):
+    """Unsloth's FastVisionModel with 4-bit QLoRA (its Qwen2.5-VL notebook's call sequence)."""
+    resolve_backend("unsloth")  # fails at once, naming the hf backend, without CUDA or unsloth
+    from unsloth import FastVisionModel  # noqa: PLC0415 (lazy: it needs CUDA at import time)
+
+    source = adapter_path if adapter_path is not None else model_path
+    model, _tok = FastVisionModel.from_pretrained(str(source), load_in_4bit=params.sft.load_in_4bit,
+                                                  use_gradient_checkpointing="unsloth")
+    if adapter_path is None:
+        lora = params.sft.lora
+        model = FastVisionModel.get_peft_model(
+            model, finetune_vision_layers=lora.finetune_vision_layers, finetune_language_layers=True,
+            finetune_attention_modules=True, finetune_mlp_modules=True, r=lora.r, lora_alpha=lora.alpha,
+            lora_dropout=lora.dropout, bias="none", random_state=params.seed)
+    FastVisionModel.for_training(model)
+    # The processor comes from the model folder itself, so both backends tokenize identically.
+    return model, AutoProcessor.from_pretrained(str(model_path))
+
+
+BACKENDS = {"hf": load_hf, "unsloth": load_unsloth}
+
+
+def merge_adapter(params, base_path: Path, adapter_dir: Path, out_dir: Path) -> None:
+    """Merge ``adapter_dir`` into a fresh (unquantized) copy of ``base_path`` and save it with the
+    processor: a plain checkpoint that AutoModelForImageTextToText loads without PEFT."""
+    from peft import PeftModel
+
+    dtype = torch.bfloat16 if params.sft.bf16 and cuda_available() else torch.float32
+    base = AutoModelForImageTextToText.from_pretrained(str(base_path), dtype=dtype)
+    merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+    merged.save_pretrained(str(out_dir), safe_serialization=True)
+    AutoProcessor.from_pretrained(str(base_path)).save_pretrained(str(out_dir))

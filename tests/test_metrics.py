@@ -1,0 +1,170 @@
+"""Caption metrics agree with their reference libraries called directly, on fixed inputs."""
+
+import json
+
+import pytest
+import sacrebleu
+from nltk.translate.bleu_score import SmoothingFunction, corpus_bleu
+from nltk.translate.meteor_score import meteor_score
+from pycocoevalcap.cider.cider import Cider
+from rouge_score.rouge_scorer import RougeScorer
+
+from dicrepro import metrics
+from dicrepro.metrics import (CAPTION_METRICS, RougeTokenizer, caption_scores, format_improvement,
+                              metrics_from_files, objective_scores, relative_improvement, score_table,
+                              tokenize)
+
+REFS = [
+    "The UE sends a Registration Request to the AMF, which selects an AUSF for authentication.",
+    "After authentication the AMF forwards the PDU Session Establishment Request to the SMF.",
+    "The SMF selects a UPF and sends an N4 Session Establishment Request.",
+    "OSPF routers in area 0 exchange link state advertisements with their neighbours.",
+]
+PREDS = [
+    "The UE sends a Registration Request to the AMF which then selects the AUSF.",
+    "The AMF forwards a PDU Session Establishment Request to the SMF after authentication.",
+    "The SMF chooses a UPF and sends an N4 session request.",
+    "Routers running BGP exchange routes with their peers.",
+]
+
+
+def toks(texts):
+    return [list(tokenize(t)) for t in texts]
+
+
+def test_bleu_equals_nltk_corpus_bleu_and_sacrebleu_on_words():
+    rt, pt = toks(REFS), toks(PREDS)
+    smooth = SmoothingFunction().method1
+    for n in (1, 2, 3, 4):
+        want = corpus_bleu([[r] for r in rt], pt, weights=[1 / n] * n, smoothing_function=smooth)
+        assert CAPTION_METRICS[f"bleu{n}"](REFS, PREDS)[0] == pytest.approx(want, abs=1e-12)
+    # every n-gram order has matches here, so smoothing is inert and sacreBLEU (on our tokens) agrees
+    sb = sacrebleu.corpus_bleu([" ".join(p) for p in pt], [[" ".join(r) for r in rt]], tokenize="none",
+                               smooth_method="none")
+    assert caption_scores(REFS, PREDS)["bleu4"] == pytest.approx(sb.score / 100, abs=1e-9)
+
+
+def test_meteor_equals_nltk_with_debian_wordnet():
+    wn = metrics.wordnet_reader()
+    assert wn.synsets("router")  # WordNet really loaded, from /usr/share/wordnet
+    want = [meteor_score([r], p, wordnet=wn) for r, p in zip(toks(REFS), toks(PREDS))]
+    corpus, items = metrics.score_meteor(REFS, PREDS)
+    assert items == pytest.approx(want, abs=1e-12)
+    assert corpus == pytest.approx(sum(want) / len(want))
+    # synonyms count: "quick" matches "fast" only through WordNet
+    assert metrics.score_meteor(["the link is fast"], ["the link is quick"])[0] > \
+        metrics.score_meteor(["the link is fast"], ["the link is xyzzy"])[0] + 0.2
+
+
+def test_rougeL_equals_rouge_score_rougescorer():
+    scorer = RougeScorer(["rougeL"], tokenizer=RougeTokenizer())
+    refs, preds = REFS + ["用户设备向AMF发送注册请求"], PREDS + ["用户设备发送注册请求给AMF"]
+    want = [scorer.score(r, p)["rougeL"].fmeasure for r, p in zip(refs, preds)]
+    corpus, items = metrics.score_rougeL(refs, preds)
+    assert items == pytest.approx(want, abs=1e-12)
+    assert items[-1] > 0.5  # Chinese is scored, not dropped as rouge-score's default tokenizer would
+
+
+def test_cider_is_pycocoevalcap_cider_d_over_ten():
+    gts = {i: [" ".join(t)] for i, t in enumerate(toks(REFS))}
+    res = {i: [" ".join(t)] for i, t in enumerate(toks(PREDS))}
+    want, want_items = Cider().compute_score(gts, res)
+    corpus, items = metrics.score_cider(REFS, PREDS)
+    assert corpus == pytest.approx(want / 10)
+    assert items == pytest.approx([x / 10 for x in want_items])
+
+
+def test_identical_texts_score_one_and_disjoint_texts_zero():
+    same = caption_scores(REFS, REFS)
+    for k in ("bleu1", "bleu2", "bleu3", "bleu4", "rougeL"):
+        assert same[k] == pytest.approx(1.0), k
+    assert same["meteor"] > 0.99 and same["cider"] == pytest.approx(1.0)
+    disjoint = caption_scores(["alpha beta gamma delta", "epsilon zeta eta theta"],
+                              ["one two three four", "five six seven eight"])
+    assert all(v == pytest.approx(0.0, abs=1e-6) for v in disjoint.values()), disjoint
+    assert set(same) == {"bleu1", "bleu2", "bleu3", "bleu4", "meteor", "rougeL", "cider"}
+    assert all(0.0 <= v <= 1.0 for v in same.values())
+
+
+def test_chinese_is_scored_on_jieba_words():
+    assert tokenize("用户设备向AMF发送注册请求。") == ("用户", "设备", "向", "amf", "发送", "注册", "请求")
+    assert tokenize("用户设备", "en") == ("用", "户", "设", "备")  # "en" never segments: one char each
+    ref, pred = ["用户设备向AMF发送注册请求"], ["用户设备向SMF发送注册请求"]
+    want = corpus_bleu([[list(tokenize(ref[0]))]], [list(tokenize(pred[0]))], weights=(1.0,))
+    assert metrics.score_bleu1(ref, pred, "zh")[0] == pytest.approx(want) == pytest.approx(6 / 7)
+
+
+def test_ict_terms_stay_whole():
+    assert tokenize("IEEE 802.1X, IPv6 and PDU-session (N2).") == \
+        ("ieee", "802.1x", "ipv6", "and", "pdu-session", "n2")
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_metrics_from_files_matches_by_id_and_names_missing_ids(tmp_path):
+    ref = write_jsonl(tmp_path / "ref.jsonl", [{"id": f"d{i}", "text": t, "language": "en"}
+                                               for i, t in enumerate(REFS)])
+    # predictions in another order: matching is by id
+    pred = write_jsonl(tmp_path / "pred.jsonl", [{"id": f"d{i}", "text": t} for i, t in
+                                                 reversed(list(enumerate(PREDS)))])
+    assert metrics_from_files(pred, ref) == pytest.approx(caption_scores(REFS, PREDS))
+    short = write_jsonl(tmp_path / "short.jsonl", [{"id": f"d{i}", "text": t} for i, t in enumerate(PREDS[:3])])
+    with pytest.raises(ValueError, match=r"'d3'.*ref.jsonl|short.jsonl.*'d3'"):
+        metrics_from_files(short, ref)
+    extra = write_jsonl(tmp_path / "extra.jsonl", [{"id": f"d{i}", "text": "x"} for i in range(5)])
+    with pytest.raises(ValueError, match="'d4'"):
+        metrics_from_files(extra, ref)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "d0", "text": "ok"}\n{not json\n')
+    with pytest.raises(ValueError, match=r"bad.jsonl:2"):
+        metrics_from_files(bad, ref)
+
+
+def test_objective_scores_count_unparsed_and_chance():
+    items = [
+        {"id": "q1", "kind": "mc", "options": ["Router", "Switch", "Firewall", "Hub"], "answer_key": "B"},
+        {"id": "q2", "kind": "tf", "options": [], "answer_key": "false"},
+        {"id": "q3", "kind": "count", "options": [], "answer_key": "3"},
+        {"id": "q4", "kind": "mc", "options": ["AMF", "SMF", "UPF", "UDM"], "answer_key": "D"},
+    ]
+    preds = {"q1": "Answer: B", "q2": "错误", "q3": "There are three nodes.", "q4": "I am not sure."}
+    s = objective_scores(items, preds)
+    assert s["accuracy"] == pytest.approx(0.75) and s["n"] == 4 and s["unparsed"] == 1
+    assert s["chance"] == pytest.approx((0.25 + 0.5 + 0.0 + 0.25) / 4)
+    with pytest.raises(ValueError, match="q4"):
+        objective_scores(items, {k: v for k, v in preds.items() if k != "q4"})
+
+
+def test_score_table_breaks_down_by_group_and_relative_improvement():
+    refs = [{"id": str(i), "text": t, "diagram_type": "flowchart" if i < 2 else "sequence", "language": "en"}
+            for i, t in enumerate(REFS)]
+    preds = [{"model": m, "id": str(i), "text": t if m == "stage3" else "the"}
+             for m in ("base", "stage3") for i, t in enumerate(PREDS)]
+    df = score_table(preds, refs, by=["diagram_type"])
+    assert set(df.group_by) == {"overall", "diagram_type"} and len(df) == 2 * 3
+    flow = df[(df.model == "stage3") & (df.group == "flowchart")].iloc[0]
+    assert flow.n == 2 and flow.bleu4 == pytest.approx(caption_scores(REFS[:2], PREDS[:2])["bleu4"])
+    assert relative_improvement(0.3136, 0.2) == pytest.approx(0.568)
+    assert format_improvement(0.3136, 0.2) == "+56.8%"
+    with pytest.raises(ValueError):
+        relative_improvement(0.5, 0.0)
+
+
+def test_missing_wordnet_says_how_to_install(monkeypatch, tmp_path):
+    monkeypatch.setenv("DICREPRO_WORDNET", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="lexnames"):
+        metrics.wordnet_dir()
+    monkeypatch.delenv("DICREPRO_WORDNET")
+    monkeypatch.setattr(metrics, "DEBIAN_WORDNET", tmp_path / "nowhere")
+    monkeypatch.setattr(metrics.Path, "home", lambda: tmp_path)
+    with pytest.raises(FileNotFoundError, match="make setup.*wordnet-base"):
+        metrics.wordnet_dir()
+
+
+def test_lexnames_is_the_standard_45_line_file():
+    lines = metrics.lexnames_text().splitlines()
+    assert len(lines) == 45
+    assert lines[0] == "00\tadj.all\t3" and lines[3] == "03\tnoun.Tops\t1" and lines[44] == "44\tadj.ppl\t3"

@@ -1,0 +1,209 @@
+"""Rendering Mermaid with mermaid.js in headless Chromium: every diagram type, CJK, errors, determinism."""
+
+import io
+
+import pytest
+from PIL import Image, ImageChops
+
+from dicrepro.render import MermaidRenderer, RenderResult, mermaid_js_path, render_files
+
+# One small ICT-flavoured example of every diagram type the synthesizer emits.
+EXAMPLES = {
+    "flowchart": """flowchart LR
+  UE[UE] -->|RRC Setup Request| gNB[gNB]
+  gNB --> AMF{{AMF}}
+  AMF -->|Nausf_UEAuthentication| AUSF[(AUSF)]""",
+    "sequence": """sequenceDiagram
+  participant UE
+  participant AMF
+  UE->>AMF: Registration Request
+  AMF->>UE: Authentication Request
+  UE-->>AMF: Authentication Response
+  AMF-->>UE: Registration Accept""",
+    "state": """stateDiagram-v2
+  [*] --> RRC_IDLE
+  RRC_IDLE --> RRC_CONNECTED: RRC Setup
+  RRC_CONNECTED --> RRC_INACTIVE: RRC Release with suspend
+  RRC_INACTIVE --> RRC_CONNECTED: RRC Resume""",
+    "class": """classDiagram
+  class Router {
+    +String hostname
+    +route(packet) bool
+  }
+  class OSPFProcess
+  Router "1" *-- "many" OSPFProcess : runs""",
+    "er": """erDiagram
+  SUBSCRIBER ||--o{ PDU_SESSION : opens
+  PDU_SESSION }o--|| DNN : "attached to"
+  SUBSCRIBER { string supi PK }""",
+    "gantt": """gantt
+  title Core network change window
+  dateFormat YYYY-MM-DD
+  section Prepare
+  Backup config :a1, 2024-01-01, 2d
+  section Execute
+  Upgrade AMF :after a1, 3d""",
+    "pie": """pie title Alarm share
+  "Link down" : 42
+  "High CPU" : 25
+  "Optical power" : 33""",
+    "mindmap": """mindmap
+  root((5G Core))
+    AMF
+      Registration
+    SMF
+      PDU Session
+    UPF""",
+    "timeline": """timeline
+  title Mobile generations
+  1991 : GSM
+  2001 : UMTS
+  2009 : LTE
+  2019 : 5G NR""",
+    "block": """block-beta
+  columns 3
+  UE gNB Core
+  UE --> gNB
+  gNB --> Core""",
+    "xychart": """xychart-beta
+  title "PRB utilisation"
+  x-axis [Mon, Tue, Wed, Thu, Fri]
+  y-axis "Percent" 0 --> 100
+  bar [35, 48, 61, 72, 55]
+  line [30, 45, 60, 70, 50]""",
+    "quadrant": """quadrantChart
+  title Cells by load and quality
+  x-axis Low load --> High load
+  y-axis Poor quality --> Good quality
+  quadrant-1 Watch
+  quadrant-2 Healthy
+  quadrant-3 Idle
+  quadrant-4 Congested
+  Cell A: [0.3, 0.6]
+  Cell B: [0.8, 0.2]""",
+    "requirement": """requirementDiagram
+  requirement latency_req {
+    id: 1
+    text: User-plane latency below 10 ms
+    risk: high
+    verifymethod: test
+  }
+  element upf {
+    type: network_function
+  }
+  upf - satisfies -> latency_req""",
+    "packet": """packet-beta
+  0-15: "Source Port"
+  16-31: "Destination Port"
+  32-63: "Sequence Number"
+  64-95: "Acknowledgment Number\"""",
+}
+
+
+def ink(png: bytes) -> int:
+    """Pixels that are not (near) the background colour of the top-left corner."""
+    img = Image.open(io.BytesIO(png)).convert("L")
+    bg = img.getpixel((0, 0))
+    return sum(1 for v in img.getdata() if abs(v - bg) > 40)
+
+
+@pytest.fixture(scope="module")
+def renderer():
+    with MermaidRenderer(workers=2, timeout_s=20, progress=False) as r:
+        yield r
+
+
+@pytest.fixture(scope="module")
+def all_types(renderer):
+    return dict(zip(EXAMPLES, renderer.render_batch(list(EXAMPLES.values()))))
+
+
+@pytest.mark.parametrize("kind", list(EXAMPLES))
+def test_every_diagram_type_renders_to_a_non_blank_png(all_types, kind):
+    res = all_types[kind]
+    assert res.error is None, res.error
+    img = Image.open(io.BytesIO(res.png))
+    assert img.format == "PNG" and img.size == (res.width, res.height)
+    assert img.getpixel((0, 0))[:3] == (255, 255, 255)  # white paper
+    assert ink(res.png) > 500, f"{kind} rendered (nearly) blank"
+
+
+def test_chinese_labels_have_glyphs(renderer):
+    zh, tofu, blank = renderer.render_batch([
+        "flowchart LR\n  A[\u7528\u6237\u8bbe\u5907\u53d1\u8d77\u6ce8\u518c\u8bf7\u6c42] --> B[\u63a5\u5165\u548c\u79fb\u52a8\u6027\u7ba1\u7406]",
+        # Characters no installed font has: the fallback draws empty boxes with few dark pixels.
+        "flowchart LR\n  A[\U000f0000\U000f0001\U000f0002\U000f0003\U000f0004\U000f0005\U000f0006\U000f0007] --> B[\U000f0008\U000f0009\U000f000a\U000f000b\U000f000c\U000f000d]",
+        "flowchart LR\n  A[\" \"] --> B[\" \"]",
+    ])
+    assert zh.ok and tofu.ok and blank.ok
+    # Real glyphs put far more ink in the boxes than nothing at all.
+    assert ink(zh.png) > ink(blank.png) + 1500
+
+
+def test_malformed_mermaid_gives_a_readable_error_and_the_batch_goes_on(renderer):
+    good = EXAMPLES["pie"]
+    res = renderer.render_batch([good, "flowchart TD\n  A --> B -->", "notADiagram\n  x", good])
+    assert res[0].ok and res[3].ok
+    assert res[1].png is None and res[1].error.startswith("parse error: Parse error on line 2")
+    assert "No diagram type detected" in res[2].error or "UnknownDiagram" in res[2].error, res[2].error
+
+
+def test_same_input_gives_identical_bytes_on_any_page(renderer):
+    src = EXAMPLES["sequence"]
+    # Several copies spread over both pages, with other diagrams rendered in between.
+    res = renderer.render_batch([src, EXAMPLES["flowchart"], src, EXAMPLES["gantt"], src])
+    assert res[0].png == res[2].png == res[4].png
+
+
+def test_theme_applies_to_one_diagram_only(renderer):
+    src = EXAMPLES["flowchart"]
+    plain, forest, after = renderer.render_batch([(src, None), (src, {"theme": "forest"}), (src, None)])
+    assert forest.png != plain.png
+    assert after.png == plain.png
+
+
+def test_theme_variables_are_applied(renderer):
+    src = EXAMPLES["flowchart"]
+    red = renderer.render(src, {"theme": "base", "themeVariables": {"primaryColor": "#ff0000"}})
+    img = Image.open(io.BytesIO(red.png)).convert("RGB")
+    assert any(r > 240 and g < 30 and b < 30 for r, g, b in img.getdata())
+
+
+def test_timeout_is_recorded_and_the_page_replaced(renderer):
+    with MermaidRenderer(workers=1, timeout_s=0.001, progress=False) as r:
+        res = r.render(EXAMPLES["pie"])
+        assert res.png is None and res.error.startswith("timeout")
+        r.timeout_s = 20  # the replaced page renders normally
+        assert r.render(EXAMPLES["pie"]).ok
+
+
+def test_network_requests_are_blocked(renderer):
+    before = renderer.blocked_requests
+    res = renderer.render('flowchart LR\n  A["<img src=\'http://example.com/x.png\'/> logo"] --> B')
+    assert res.ok
+    assert renderer.blocked_requests > before
+
+
+def test_render_files_writes_pngs_and_reports_failures(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "core.mmd").write_text(EXAMPLES["sequence"], encoding="utf-8")
+    (src / "broken.mmd").write_text("sequenceDiagram\n  A->>: nothing", encoding="utf-8")
+    out = tmp_path / "png"
+    summary = render_files([src / "core.mmd", src / "broken.mmd", src / "missing.mmd"], out,
+                           workers=1, progress=False)
+    assert sorted(p.name for p in out.iterdir()) == ["core.png"]
+    assert Image.open(out / "core.png").format == "PNG"
+    assert {f["path"] for f in summary["failures"]} == {str(src / "broken.mmd"), str(src / "missing.mmd")}
+    assert summary["summary"].startswith("rendered 1/3 Mermaid files") and "2 failed" in summary["summary"]
+
+
+def test_missing_mermaid_js_says_how_to_install(monkeypatch, tmp_path):
+    monkeypatch.setenv("DICREPRO_MERMAID_JS", str(tmp_path / "nope.js"))
+    with pytest.raises(FileNotFoundError, match="make setup"):
+        mermaid_js_path()
+
+
+def test_result_is_a_small_dataclass():
+    r = RenderResult(png=None, error="parse error: x", width=0, height=0, seconds=0.1)
+    assert not r.ok

@@ -1,0 +1,208 @@
+"""Progressive SFT on the tiny model through the real TRL trainer: three stages, lineage, resume, the
+loss masking of the shared collator, and the errors a user meets first."""
+
+import json
+import os
+import shutil
+
+import pytest
+import torch
+from datasets import load_from_disk
+from safetensors.torch import load_file
+
+from dicrepro.box_diagrams import box_dataset
+from dicrepro.collate import IGNORE_INDEX, MaxLengthError, VisionSFTCollator
+from dicrepro.params import Params, ParamsError, load_params
+from dicrepro.paths import RunPaths
+from dicrepro.sft import StageInputError, train_stage
+from dicrepro.sft_backends import BackendUnavailable, resolve_backend
+from dicrepro.tiny_model import build_tiny_base
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+
+def tiny_params(run_dir) -> Params:
+    p = Params(run_dir=run_dir, seed=5)
+    p.model.tiny = p.model.tiny.model_copy(update=dict(
+        vocab_size=600, hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=2,
+        num_key_value_heads=1, vision_depth=1, vision_hidden_size=32, vision_heads=2, pretrain_samples=8,
+        pretrain_epochs=1.0))
+    p.model.max_pixels = 12544
+    p.sft.backend = "hf"
+    p.sft.batch_size = 4
+    p.sft.logging_steps = 1
+    p.sft.save_steps = 2
+    p.sft.lora.r = 4
+    for k in (1, 2, 3):
+        p.sft.stage(k).max_steps = 2
+        p.sft.stage(k).learning_rate = 1e-2
+    return p
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A run folder with a tiny base model and three stage datasets (box diagrams)."""
+    root = tmp_path_factory.mktemp("run")
+    p = tiny_params(root)
+    paths = RunPaths(root)
+    general = box_dataset(8, 0, seed=1, domain="general")
+    build_tiny_base(p, general, paths.base_model,
+                    tokenizer_corpus=list(general["train"]["target"]) + ["Router Switch gNB AMF"])
+    for k in (1, 2, 3):
+        box_dataset(8, 2, seed=10 + k).save_to_disk(str(paths.stage_data(k)))
+    return root
+
+
+@pytest.fixture
+def params(run, tmp_path):
+    """Fresh params on a private copy of the run (tests may train, break or delete stages)."""
+    root = tmp_path / "run"
+    shutil.copytree(run, root)
+    return tiny_params(root)
+
+
+def weights(folder):
+    return load_file(folder / "model.safetensors")
+
+
+def test_three_stages_each_continue_from_the_last(params):
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    paths = RunPaths(params.run_dir)
+    previous = paths.base_model
+    for stage in (1, 2, 3):
+        out = train_stage(params, stage)
+        assert out == paths.stage_model(stage)
+        lineage = json.loads((out / "lineage.json").read_text())
+        assert lineage["input_model"] == str(previous)
+        assert lineage["base_model"] == str(paths.base_model)
+        assert lineage["global_step"] == 2 and lineage["backend"] == "hf"
+        assert len(lineage["data_hash"]) == 64 and lineage["versions"]["trl"]
+        # LoRA changed the language model's weights, and only through the merge (same keys, no lora_*)
+        before, after = weights(previous), weights(out / "merged")
+        assert before.keys() == after.keys()
+        changed = [k for k in before if not torch.equal(before[k], after[k])]
+        assert changed and not any("visual" in k for k in changed)  # vision LoRA is off by default
+        assert (out / "adapter" / "adapter_model.safetensors").exists()
+        # the merged folder is a plain checkpoint
+        AutoModelForImageTextToText.from_pretrained(out / "merged")
+        AutoProcessor.from_pretrained(out / "merged")
+        assert (out / "loss.csv").read_text().splitlines()[0] == "step,epoch,loss"
+        assert list((out / "tensorboard").iterdir())
+        card = (out / "README.md").read_text()
+        assert card.startswith("---\nbase_model:") and "NOT Qwen2.5-VL-7B" in card
+        previous = out / "merged"
+
+
+def test_finished_stage_is_not_retrained(params, caplog):
+    out = train_stage(params, 1)
+    stamp = (out / "lineage.json").stat().st_mtime_ns
+    caplog.set_level("INFO", logger="dicrepro.sft")
+    assert train_stage(params, 1) == out
+    assert (out / "lineage.json").stat().st_mtime_ns == stamp
+    assert "already trained" in caplog.text
+
+
+def test_killed_stage_resumes_from_its_last_checkpoint(params):
+    from transformers import TrainerCallback
+
+    class Kill(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step == 3:
+                raise KeyboardInterrupt("simulated kill")
+
+    params.sft.stage1.max_steps = 4
+    with pytest.raises(KeyboardInterrupt):
+        train_stage(params, 1, callbacks=[Kill()])
+    out = RunPaths(params.run_dir).stage_model(1)
+    assert not (out / "lineage.json").exists()
+    assert (out / "checkpoints" / "checkpoint-2").exists()
+    train_stage(params, 1)
+    lineage = json.loads((out / "lineage.json").read_text())
+    assert lineage["resumed_from"].endswith("checkpoint-2")
+    assert lineage["global_step"] == 4
+    steps = [int(line.split(",")[0]) for line in (out / "loss.csv").read_text().splitlines()[1:]]
+    assert steps == [1, 2, 3, 4]  # the killed run's step 3 is replaced, not duplicated
+
+
+def test_continue_from_adapter_trains_the_previous_adapter(params):
+    params.sft.continue_from = "adapter"
+    train_stage(params, 1)
+    out = train_stage(params, 2)
+    lineage = json.loads((out / "lineage.json").read_text())
+    paths = RunPaths(params.run_dir)
+    assert lineage["input_model"] == str(paths.base_model)
+    assert lineage["input_adapter"] == str(paths.stage_model(1) / "adapter")
+    a1 = load_file(paths.stage_model(1) / "adapter" / "adapter_model.safetensors")
+    a2 = load_file(out / "adapter" / "adapter_model.safetensors")
+    assert a1.keys() == a2.keys() and any(not torch.equal(a1[k], a2[k]) for k in a1)
+
+
+# --- errors ------------------------------------------------------------------------------------------
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only error")
+def test_unsloth_without_gpu_fails_at_once_naming_hf(params):
+    with pytest.raises(BackendUnavailable, match="no CUDA GPU.*sft.backend: hf"):
+        resolve_backend("unsloth")
+    params.sft.backend = "unsloth"
+    with pytest.raises(BackendUnavailable, match="hf"):
+        train_stage(params, 1)
+    assert resolve_backend("auto") == "hf"
+
+
+def test_missing_base_model(params, tmp_path):
+    shutil.rmtree(RunPaths(params.run_dir).base_model)
+    with pytest.raises(StageInputError, match="base model not found: .*base.*00_base_model"):
+        train_stage(params, 1)
+    # a local model path is checked when the params are loaded, before any work
+    f = tmp_path / "p.yaml"
+    f.write_text(f"model: {{kind: local, path: {tmp_path / 'no-such-model'}}}\n")
+    with pytest.raises(ParamsError, match="model.path does not exist"):
+        load_params(f)
+
+
+def test_stage_needs_the_previous_stage(params):
+    with pytest.raises(StageInputError, match="train stage 1 first"):
+        train_stage(params, 2)
+
+
+def test_dataset_without_target_column(params):
+    folder = RunPaths(params.run_dir).stage1_data
+    dd = load_from_disk(str(folder)).remove_columns("target")
+    shutil.rmtree(folder)
+    dd.save_to_disk(str(folder))
+    with pytest.raises(StageInputError, match=rf"{folder}.*lacks column\(s\) \['target'\]"):
+        train_stage(params, 1)
+
+
+# --- the collator ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def processor(run):
+    from transformers import AutoProcessor
+
+    return AutoProcessor.from_pretrained(RunPaths(run).base_model)
+
+
+def test_collator_learns_only_the_assistant_answer(run, processor):
+    rows = list(load_from_disk(str(RunPaths(run).stage1_data))["train"].select(range(3)))
+    batch = VisionSFTCollator(processor, max_length=2048)(rows)
+    tok = processor.tokenizer
+    image_id = tok.convert_tokens_to_ids("<|image_pad|>")
+    assert (batch["labels"][batch["input_ids"] == image_id] == IGNORE_INDEX).all()
+    assert (batch["labels"][batch["attention_mask"] == 0] == IGNORE_INDEX).all()
+    for i, row in enumerate(rows):
+        learned = batch["labels"][i][batch["labels"][i] != IGNORE_INDEX]
+        assert tok.decode(learned) == row["target"] + "<|im_end|>"
+
+
+def test_collator_names_the_sample_whose_image_tokens_do_not_fit(run, processor):
+    rows = list(load_from_disk(str(RunPaths(run).stage1_data))["train"].select(range(2)))
+    with pytest.raises(MaxLengthError, match=rf"sample '{rows[0]['id']}'.*image tokens.*sft.max_length is 20"):
+        VisionSFTCollator(processor, max_length=20)(rows)
+    # when only the answer is too long, it is cut and the image stays whole
+    full = VisionSFTCollator(processor)(rows)
+    first_answer = int((full["labels"][0] != IGNORE_INDEX).nonzero().min())
+    cut = VisionSFTCollator(processor, max_length=first_answer + 3)(rows)
+    assert cut["input_ids"].shape[1] == first_answer + 3
+    assert torch.equal(cut["pixel_values"], full["pixel_values"])

@@ -1,0 +1,106 @@
+"""The embedded tiny model: built locally from nothing, saved like any Hugging Face checkpoint, reloaded
+offline with the Auto classes, and identical when rebuilt from the same seed."""
+
+import os
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from dicrepro.box_diagrams import box_dataset
+from dicrepro.params import Params
+from dicrepro.tiny_model import build_tiny_base, tiny_config
+from dicrepro.tiny_tokenizer import QWEN25_VL_CHAT_TEMPLATE, QWEN_SPECIAL_TOKENS, train_tokenizer
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # nothing may come from a hub
+
+
+def smoke_params(tmp_path, **tiny) -> Params:
+    p = Params(run_dir=tmp_path / "run", seed=7)
+    sizes = dict(vocab_size=600, hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+                 num_attention_heads=2, num_key_value_heads=1, vision_depth=1, vision_hidden_size=32,
+                 vision_heads=2, pretrain_samples=8, pretrain_epochs=1.0)
+    p.model.tiny = p.model.tiny.model_copy(update={**sizes, **tiny})
+    p.model.max_pixels = 12544
+    p.sft.batch_size = 4
+    return p
+
+
+@pytest.fixture(scope="module")
+def general():
+    return box_dataset(8, 0, seed=1, domain="general")
+
+
+def corpus(ds):
+    return list(ds["train"]["target"]) + list(ds["train"]["prompt"])
+
+
+def test_tokenizer_speaks_qwen_chat_format():
+    tok = train_tokenizer(["A router forwards packets to the switch.", "路由器转发数据包。"] * 5, 400)
+    for t in QWEN_SPECIAL_TOKENS:
+        assert len(tok.encode(t, add_special_tokens=False)) == 1, t
+    text = tok.apply_chat_template(
+        [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Describe."}]}],
+        tokenize=False, add_generation_prompt=True)
+    assert text == ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
+                    "<|vision_start|><|image_pad|><|vision_end|>Describe.<|im_end|>\n<|im_start|>assistant\n")
+    assert tok.chat_template == QWEN25_VL_CHAT_TEMPLATE
+    # byte-level: any text round-trips, even characters never seen in training
+    assert tok.decode(tok.encode("交换机 ✓ QUIC", add_special_tokens=False)) == "交换机 ✓ QUIC"
+
+
+def test_config_is_consistent_for_the_vision_tower(tmp_path):
+    p = smoke_params(tmp_path)
+    tok = train_tokenizer(["a b c"] * 3, 400)
+    cfg = tiny_config(p, tok)
+    assert cfg.vision_config.out_hidden_size == cfg.text_config.hidden_size
+    head_dim = cfg.text_config.hidden_size // cfg.text_config.num_attention_heads
+    assert sum(cfg.text_config.rope_parameters["mrope_section"]) == head_dim // 2
+    assert cfg.image_token_id == tok.convert_tokens_to_ids("<|image_pad|>")
+    p.model.tiny.num_key_value_heads = 3
+    with pytest.raises(ValueError, match="num_key_value_heads"):
+        tiny_config(p, tok)
+
+
+def test_build_reload_and_generate_offline(tmp_path, general):
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    p = smoke_params(tmp_path)
+    out = build_tiny_base(p, general, tmp_path / "base", tokenizer_corpus=corpus(general))
+    assert (out / "model.safetensors").exists()
+    card = (out / "README.md").read_text()
+    assert "NOT Qwen2.5-VL-7B" in card and "pipeline_tag: image-text-to-text" in card
+    losses = (out / "loss.csv").read_text().splitlines()
+    assert losses[0] == "step,epoch,loss" and len(losses) > 1
+
+    processor = AutoProcessor.from_pretrained(out)
+    model = AutoModelForImageTextToText.from_pretrained(out)
+    assert type(model).__name__ == "Qwen2_5_VLForConditionalGeneration"
+    assert processor.image_processor.size["longest_edge"] == p.model.max_pixels
+    row = general["train"][0]
+    msgs = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": row["prompt"]}]}]
+    text = processor.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+    inputs = processor(text=[text], images=[[row["image"]]], return_tensors="pt")
+    n_image_tokens = int((inputs["input_ids"] == model.config.image_token_id).sum())
+    assert 0 < n_image_tokens <= p.model.max_pixels // (28 * 28)
+    gen = model.generate(**inputs, max_new_tokens=5, do_sample=False)
+    assert gen.shape[1] > inputs["input_ids"].shape[1]
+
+
+def test_same_seed_same_model(tmp_path, general):
+    p = smoke_params(tmp_path, pretrain_samples=0)
+    a = build_tiny_base(p, general, tmp_path / "a", tokenizer_corpus=corpus(general))
+    b = build_tiny_base(p, general, tmp_path / "b", tokenizer_corpus=corpus(general))
+    assert (a / "tokenizer.json").read_bytes() == (b / "tokenizer.json").read_bytes()
+    wa, wb = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    p.seed = 8
+    c = build_tiny_base(p, general, tmp_path / "c", tokenizer_corpus=corpus(general))
+    wc = load_file(c / "model.safetensors")
+    assert not all(torch.equal(wa[k], wc[k]) for k in wa)
+
+
+def test_pretraining_data_needs_the_training_columns(tmp_path, general):
+    with pytest.raises(ValueError, match=r"lacks column\(s\) \['target'\]"):
+        build_tiny_base(smoke_params(tmp_path), general.remove_columns("target"), tmp_path / "x",
+                        tokenizer_corpus=["a"])
