@@ -21,7 +21,7 @@ from .paths import RunPaths
 log = logging.getLogger(__name__)
 
 CAPTION_GROUPS = ("overall", "diagram_type", "language", "source")
-OBJECTIVE_GROUPS = ("overall", "dimension", "kind", "diagram_type")
+OBJECTIVE_GROUPS = ("overall", "dimension", "kind", "qtype", "diagram_type")
 METRIC_KEYS = ("bleu1", "bleu2", "bleu3", "bleu4", "meteor", "rougeL", "cider")
 
 
@@ -51,14 +51,6 @@ def objective_eval_set(paths: RunPaths):
     return test.filter(lambda o: o, input_columns="objective")
 
 
-def _chance(item: dict) -> float:
-    if item["options"]:
-        return 1.0 / len(item["options"])
-    if item["kind"] == "tf":
-        return 0.5
-    return 0.0  # free-form numbers: no meaningful guessing rate
-
-
 def score_captions(meta: list[dict], preds: dict[str, dict[str, str]]) -> pd.DataFrame:
     """One row per (model, group_by, group): n and every caption metric."""
     from .metrics import caption_scores
@@ -78,23 +70,17 @@ def score_captions(meta: list[dict], preds: dict[str, dict[str, str]]) -> pd.Dat
 
 def score_objective(items: list[dict], preds: dict[str, dict[str, str]]) -> pd.DataFrame:
     """Accuracy per (model, group_by, group), with unparsed answers counted (as wrong) and chance level."""
-    from .answers import is_correct
+    from .metrics import objective_scores
 
     rows = []
     for model, by_id in preds.items():
-        judged = []
-        for it in items:
-            correct, parsed = is_correct(it, by_id[it["id"]])
-            judged.append((it, correct, parsed))
         for group_by in OBJECTIVE_GROUPS:
             keys = sorted({it[group_by] for it in items}) if group_by != "overall" else ["all"]
             for g in keys:
-                sel = [j for j in judged if group_by == "overall" or j[0][group_by] == g]
-                n = len(sel)
-                rows.append({"model": model, "group_by": group_by, "group": g, "n": n,
-                             "accuracy": sum(c for _, c, _ in sel) / n if n else 0.0,
-                             "unparsed": sum(not p for _, _, p in sel),
-                             "chance": sum(_chance(it) for it, _, _ in sel) / n if n else 0.0})
+                sel = [it for it in items if group_by == "overall" or it[group_by] == g]
+                sc = objective_scores(sel, by_id)
+                rows.append({"model": model, "group_by": group_by, "group": g, "n": sc["n"],
+                             "accuracy": sc["accuracy"], "unparsed": sc["unparsed"], "chance": sc["chance"]})
     return pd.DataFrame(rows)
 
 

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 VQA_FEATURES = Features({
     "id": Value("string"), "diagram_id": Value("string"), "image": Image(),
     "question": Value("string"), "options": Sequence(Value("string")), "answer": Value("string"),
-    "answer_key": Value("string"), "kind": Value("string"), "dimension": Value("string"),
+    "answer_key": Value("string"), "kind": Value("string"), "qtype": Value("string"), "dimension": Value("string"),
     "objective": Value("bool"), "split": Value("string"), "diagram_type": Value("string"),
     "language": Value("string"), "graph": Value("string"), "prompt": Value("string"),
     "target": Value("string"),
