@@ -61,6 +61,13 @@ def _cmd_synth(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_describe(a: argparse.Namespace) -> int:
+    from .rewrite import describe_main, format_stats
+
+    print(format_stats(describe_main(a.dataset, backend=a.backend, params_path=a.params)))
+    return 0
+
+
 def _cmd_metrics(a: argparse.Namespace) -> int:
     from .metrics import metrics_from_files
 
@@ -121,6 +128,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", default=DEFAULT_PARAMS, help="params YAML for types, languages, rendering")
     p.set_defaults(func=_cmd_synth)
 
+    p = sub.add_parser("describe", help="(re)write a dataset's descriptions with a rewriting backend",
+                       description="Adds/overwrites description, view_global, view_partial, view_detail and "
+                                   "target. LLM texts pass the faithfulness gate or are replaced by the "
+                                   "verbalizer's; replies are cached beside the dataset, so a rerun is free.")
+    p.add_argument("dataset", help="dataset folder written by `dicrepro synth` (save_to_disk)")
+    p.add_argument("--backend", choices=["verbalizer", "openai", "hf"], default=None,
+                   help="default: describe.backend of the params file")
+    p.add_argument("--params", default=DEFAULT_PARAMS, help="params YAML (endpoint, model, retries)")
+    p.set_defaults(func=_cmd_describe)
+
     p = sub.add_parser("metrics", help="caption metrics for predictions vs references (JSON)",
                        description="Files of JSON lines {\"id\": ..., \"text\": ...} matched by id. Prints "
                                    "bleu1..bleu4, meteor, rougeL, cider as fractions in 0..1.")
@@ -149,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ParamsError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except RuntimeError as e:  # e.g. an LLM endpoint that refuses us (dicrepro.llm.LLMError)
+        print(f"error: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -117,6 +117,11 @@ class DescribeParams(_Strict):
     concurrency: int = Field(4, ge=1)
     timeout_s: float = Field(60.0, gt=0)
     max_retries: int = Field(3, ge=0)
+    # A text the faithfulness gate rejects is retried this often (with the gate's reasons fed back),
+    # then replaced by the verbalizer's.
+    gate_retries: int = Field(1, ge=0)
+    prompt: str = "rewrite_v1"  # template file dicrepro/prompts/<prompt>.txt
+    hf_max_new_tokens: int = Field(1536, ge=16)
 
 
 class LoraParams(_Strict):

@@ -65,9 +65,18 @@ def build_base(params: Params) -> Path:
 # --- stage 1 ------------------------------------------------------------------------------------------
 
 def make_stage1(params: Params) -> DatasetDict:
-    """Stage-1 pairs: ICT diagrams in Mermaid, rendered by mermaid.js, described by the verbalizer."""
+    """Stage-1 pairs: ICT diagrams in Mermaid, rendered by mermaid.js, described from their graphs by the
+    verbalizer; with ``describe.backend`` openai/hf an LLM then rewrites every description through the
+    faithfulness gate (stats in ``RUN/data/stage1_describe.json``)."""
+    folder = run_paths(params).stage1_data
     with open_renderer(params) as r:
-        return synthesize(stage1_spec(params), run_paths(params).stage1_data, r)
+        dd = synthesize(stage1_spec(params), folder, r)
+    if params.describe.backend != "verbalizer":
+        from .rewrite import format_stats, rewrite_dataset
+
+        log.info(format_stats(rewrite_dataset(folder, params)))
+        dd = load_from_disk(str(folder))
+    return dd
 
 
 # --- stage 2 ------------------------------------------------------------------------------------------
