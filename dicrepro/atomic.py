@@ -72,3 +72,19 @@ def replace_dir_atomic(tmp_dir: Path, final_dir: Path) -> Path:
         final_dir.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp_dir, final_dir)
     return final_dir
+
+
+def save_dataset_atomic(data, folder: str | Path) -> Path:
+    """``save_to_disk`` a Dataset/DatasetDict into a temp folder, then move it into place.
+
+    Empty splits are saved as one (empty) shard: datasets cannot load a split saved with zero shards.
+    """
+    folder = Path(folder)
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    if hasattr(data, "keys"):  # DatasetDict
+        shards = {k: 1 for k, ds in data.items() if len(ds) == 0}
+        data.save_to_disk(str(tmp), num_shards=shards or None)
+    else:
+        data.save_to_disk(str(tmp), num_shards=1 if len(data) == 0 else None)
+    return replace_dir_atomic(tmp, folder)

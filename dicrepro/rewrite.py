@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import logging
 import random
-import shutil
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .atomic import replace_dir_atomic, write_json_atomic
+from .atomic import save_dataset_atomic, write_json_atomic
 from .describe import describe
 from .gate import check_faithful, default_lexicon, detail_labels
 from .graph import Diagram
@@ -238,17 +237,14 @@ def _with_views(ds, jobs: list[Job], version: str, backend: str):
 def _save(data, dataset_dir: Path, progress: bool) -> None:
     import datasets as hf_datasets  # its progress-bar switches
 
-    tmp = dataset_dir.with_name(f".{dataset_dir.name}.describe.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
     quiet = not progress and not hf_datasets.are_progress_bars_disabled()
     if quiet:
         hf_datasets.disable_progress_bars()
     try:
-        data.save_to_disk(str(tmp))
+        save_dataset_atomic(data, dataset_dir)
     finally:
         if quiet:
             hf_datasets.enable_progress_bars()
-    replace_dir_atomic(tmp, dataset_dir)
 
 
 def format_stats(stats: dict) -> str:

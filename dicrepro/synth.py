@@ -21,7 +21,7 @@ from pathlib import Path
 from datasets import Dataset, DatasetDict, Features, Image, Value, concatenate_datasets, load_from_disk
 from tqdm.auto import tqdm
 
-from .atomic import append_jsonl, replace_dir_atomic, write_json_atomic
+from .atomic import append_jsonl, replace_dir_atomic, save_dataset_atomic, write_json_atomic
 from .describe import caption_prompt, describe
 from .diagrams import render_config, sample_diagram, to_mermaid
 from .graph import Diagram
@@ -117,6 +117,11 @@ def plan_sample(spec: SynthSpec, index: int) -> dict:
     }
 
 
+def _rows_to_dataset(rows: list[dict]) -> Dataset:
+    # from_list([]) would lose the columns (a shard whose every diagram failed must still load back)
+    return Dataset.from_dict({k: [r[k] for r in rows] for k in FEATURES}, features=FEATURES)
+
+
 def _fixed_fingerprint(ds: Dataset, token: str) -> Dataset:
     # datasets gives from_list() a random fingerprint, which lands in state.json; a content-derived one
     # keeps the saved folder byte-identical across runs with the same params and seed.
@@ -175,22 +180,24 @@ def synthesize(spec: SynthSpec, out_dir: str | Path, renderer, *, progress: bool
         rows = _build_shard(plans, renderer, spec, errors_path)
         tmp = work / f".tmp-shard-{k:05d}"
         shutil.rmtree(tmp, ignore_errors=True)
-        Dataset.from_list(rows, features=FEATURES).save_to_disk(str(tmp))
+        if rows:
+            _rows_to_dataset(rows).save_to_disk(str(tmp))
+        else:  # every diagram of the shard failed: datasets cannot load a saved empty table back
+            tmp.mkdir(parents=True)
+            (tmp / "EMPTY").write_text("every sample of this shard failed to render\n")
         replace_dir_atomic(tmp, shard_dir)
         bar.update(hi - lo)
     bar.close()
 
-    shards = [load_from_disk(str(work / f"shard-{k:05d}")) for k in range(n_shards)]
-    full = concatenate_datasets(shards) if shards else Dataset.from_list([], features=FEATURES)
+    shards = [load_from_disk(str(work / f"shard-{k:05d}")) for k in range(n_shards)
+              if not (work / f"shard-{k:05d}" / "EMPTY").exists()]
+    full = concatenate_datasets(shards) if shards else _rows_to_dataset([])
     dd = DatasetDict({
         split: _fixed_fingerprint(full.filter(lambda s, sp=split: s == sp, input_columns="split"),
                                   spec_token + split)
         for split in ("train", "test")
     })
-    tmp_final = out_dir.with_name(f".{out_dir.name}.tmp")
-    shutil.rmtree(tmp_final, ignore_errors=True)
-    dd.save_to_disk(str(tmp_final))
-    replace_dir_atomic(tmp_final, out_dir)
+    save_dataset_atomic(dd, out_dir)
     shutil.rmtree(work, ignore_errors=True)
     n_err = sum(1 for _ in open(errors_path)) if errors_path.exists() else 0
     log.info("wrote %s: %d train, %d test, %d render failures", out_dir, len(dd["train"]), len(dd["test"]),

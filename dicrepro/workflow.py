@@ -9,7 +9,7 @@ from pathlib import Path
 
 from datasets import Dataset, DatasetDict, Features, Image, Sequence, Value, load_from_disk
 
-from .atomic import replace_dir_atomic
+from .atomic import save_dataset_atomic
 from .augment import document_look
 from .describe import caption_prompt
 from .params import Params
@@ -151,9 +151,7 @@ def make_stage2(params: Params):
 
 
 def _save(dd: DatasetDict, folder: Path) -> None:
-    tmp = folder.with_name(f".{folder.name}.tmp")
-    dd.save_to_disk(str(tmp))
-    replace_dir_atomic(tmp, folder)
+    save_dataset_atomic(dd, folder)
 
 
 def _import_expert(params: Params, paths: RunPaths):
