@@ -160,6 +160,8 @@ def candidate_labels(entries: Iterable[str]) -> list[str]:
         norm = normalize(raw)
         if not norm or _contains(stop, norm):
             continue
+        if re.fullmatch(r"[\d\s.,:%/-]+", norm):  # bare numbers and dates: prose states counts freely
+            continue
         han = len(re.findall(f"[{_HAN}]", norm))
         if han:
             keep = len(norm) >= 3
