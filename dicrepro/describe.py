@@ -135,14 +135,40 @@ def diagram_labels(diagram: Diagram) -> list[str]:
     return [x for x in out if x.strip() and not (x in seen or seen.add(x))]
 
 
+def display_names(diagram: Diagram) -> tuple[str, str]:
+    """(topic, area) as a reader would name them, in the diagram's language, from the knowledge base;
+    ids with underscores never reach the text."""
+    lang = "zh" if diagram.language == "zh" else "en"
+    topic = diagram.topic.replace("_", " ")
+    area = diagram.area.replace("_", " ")
+    try:
+        from .knowledge import load_kb
+
+        for domain in ("ict", "general"):
+            kb = load_kb(domain)
+            if diagram.area not in kb["areas"]:
+                continue
+            topics = kb["topics"]
+            t = (topics.get(diagram.topic) if isinstance(topics, dict)
+                 else next((t for t in topics if t.get("id") == diagram.topic), None))
+            if t:
+                topic = t.get(f"title_{lang}") or topic
+            area = kb["areas"][diagram.area].get(lang) or area
+            break
+    except (KeyError, ValueError, OSError, ImportError):
+        pass
+    return topic, area
+
+
 def describe_parts(diagram: Diagram, rng: random.Random, style: str = "structural") -> Parts:
     """The building blocks of a description (views as lists of sentences and sections)."""
     from .describe_types import build  # the per-type builders live in their own module
 
     say = Say(diagram.language, rng, style)
     tname, tbare, what, noun, gnoun = say.type_info(diagram.diagram_type)
+    topic, area = display_names(diagram)
     ctx = dict(tname=tname, tbare=tbare, what=what, noun=noun, gnoun=gnoun, title=diagram.title,
-               topic=diagram.topic, area=diagram.area)
+               topic=topic, area=area)
     if say.expert:
         glob = [say("x_open", **ctx), say("x_purpose", **ctx)]
     else:
@@ -169,7 +195,7 @@ def describe_parts(diagram: Diagram, rng: random.Random, style: str = "structura
                     set().union(*[s.ids for s in detail if s.group == gi], set()))
             for gi, g in enumerate(diagram.groups)
         ]
-    closing = say("x_close" if say.expert else "close", topic=diagram.topic, title=diagram.title)
+    closing = say("x_close" if say.expert else "close", topic=topic, title=diagram.title)
     return Parts(glob, sections, detail, intros, closing)
 
 

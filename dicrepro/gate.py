@@ -79,7 +79,9 @@ def _contains(norm_haystack: str, norm_needle: str) -> bool:
 
 def diagram_strings(diagram: Diagram) -> list[str]:
     """Every string the diagram holds (title, topic, area, labels, attributes, meta): what a text may name."""
-    out: list[str] = [diagram.title, diagram.topic, diagram.area]
+    from .describe import display_names  # the topic's and area's names, as the verbalizer says them
+
+    out: list[str] = [diagram.title, diagram.topic, diagram.area, *display_names(diagram)]
 
     def walk(x) -> None:
         if isinstance(x, str):
@@ -125,6 +127,7 @@ def detail_labels(diagram: Diagram) -> list[str]:
     return [lab for lab in diagram_labels(diagram) if lab not in groups]
 
 
+@functools.lru_cache(maxsize=1)
 def _phrasing_words() -> str:
     """All words of the verbalizer's phrasing tables, normalised: connective language, never a label."""
     from . import phrasings_en, phrasings_zh

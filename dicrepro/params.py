@@ -106,6 +106,9 @@ class Stage3Params(_Strict):
     n_diagrams: int = Field(60, ge=1)
     questions_per_diagram: int = Field(4, ge=1)
     test_diagrams: int = Field(20, ge=0)
+    # Reword training questions with describe.backend (openai/hf); kept only where the paraphrase check
+    # passes (labels, order, numbers, negation, language) and the answer key is untouched.
+    paraphrase: bool = False
 
 
 class DescribeParams(_Strict):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from datasets import Dataset, DatasetDict, Features, Image, Sequence, Value, load_from_disk
 
-from .atomic import save_dataset_atomic
+from .atomic import save_dataset_atomic, write_json_atomic
 from .augment import document_look
 from .describe import caption_prompt
 from .params import Params
@@ -194,11 +194,24 @@ def make_stage3(params: Params) -> DatasetDict:
     with open_renderer(params) as r:
         images = synthesize(vqa_image_spec(params), img_dir, r)
     rng = random.Random(params.seed + 3)
+    # Distractors from the domain for diagrams too small to supply three wrong options themselves.
+    from .knowledge import lexicon
+
+    pool = sorted(x for x in lexicon("ict") if x.isascii() and 3 <= len(x) <= 40)
     out = {}
     for split in ("train", "test"):
         ds = images[split]
         diagrams = [(row["id"], Diagram.from_json(row["graph"])) for row in ds.remove_columns("image")]
-        items = make_vqa(diagrams, rng, questions_per_diagram=params.stage3.questions_per_diagram)
+        items = make_vqa(diagrams, rng, questions_per_diagram=params.stage3.questions_per_diagram,
+                         distractor_pool=pool)
+        if params.stage3.paraphrase and split == "train":
+            # Test questions stay as generated: objective accuracy never depends on an LLM's wording.
+            from .vqa_paraphrase import format_paraphrase_stats, paraphrase_items
+
+            items, pstats = paraphrase_items(items, dict(diagrams), params.describe,
+                                             cache_path=paths.data / "stage3_paraphrase_cache.jsonl")
+            write_json_atomic(paths.data / "stage3_paraphrase.json", pstats)
+            log.info(format_paraphrase_stats(pstats))
         by_id = {row_id: i for i, (row_id, _) in enumerate(diagrams)}
         img_col = ds.cast_column("image", Image(decode=False))["image"]
         graphs = ds["graph"]
