@@ -1,10 +1,11 @@
 """Mermaid -> PNG with the real mermaid.js in headless Debian Chromium, kept running.
 
 One Chromium process serves a pool of pages (one per worker). Each page loads mermaid.js once from the
-pinned npm package and then renders diagram after diagram: ``mermaid.parse`` (readable syntax errors),
-``mermaid.render`` (SVG), then a screenshot of the SVG. Every network request is aborted, Mermaid runs with
-``securityLevel: 'strict'`` and deterministic ids, and each diagram has a timeout; a page that times out
-or crashes is replaced and the batch goes on.
+pinned npm package and then renders diagram after diagram: ``mermaid.render`` (SVG; on failure
+``mermaid.parse`` for the readable syntax error), then a screenshot of the SVG on white. Every network
+request is aborted, Mermaid runs with ``securityLevel: 'strict'`` and seeded ids and rough.js, so the same
+input gives the same PNG bytes, and each diagram has a timeout; a page that times out or crashes is
+replaced and the batch goes on.
 
     with MermaidRenderer(workers=2) as r:
         results = r.render_batch([("flowchart LR\\n  A --> B", {"theme": "forest"})])
@@ -31,7 +32,8 @@ from .atomic import write_bytes_atomic
 log = logging.getLogger(__name__)
 
 CHROMIUM = "/usr/bin/chromium"
-# Flags this sandbox needs (no user namespaces, no GPU) and that keep Chromium off the network.
+# Flags this sandbox needs (no user namespaces, no GPU) and that keep Chromium off the network. Playwright
+# gives every launch a fresh temporary user-data-dir, so no profile state carries over between runs.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--disable-dev-shm-usage", "--disable-extensions", "--mute-audio"]
@@ -51,9 +53,9 @@ html, body { margin: 0; padding: 0; background: #ffffff; font-family: FONTS; }
 <script>
 (() => {
   const BASE = {startOnLoad: false, securityLevel: 'strict', deterministicIds: true,
-                deterministicIDSeed: 'SEED', theme: 'default', fontFamily: FONTJS, logLevel: 'fatal'};
+                deterministicIDSeed: 'SEED', handDrawnSeed: 1, theme: 'default', fontFamily: FONTJS, logLevel: 'fatal'};
   const LOCKED = ['securityLevel', 'startOnLoad', 'deterministicIds', 'deterministicIDSeed', 'secure',
-                  'maxTextSize', 'dompurifyConfig'];
+                  'maxTextSize', 'dompurifyConfig', 'handDrawnSeed'];
   const msg = (e) => String((e && (e.message || e.str)) || e).trim();
   function config(cfg) {
     // A fresh copy of BASE every time: mermaid.initialize() replaces the site config, so one diagram's
@@ -76,11 +78,14 @@ html, body { margin: 0; padding: 0; background: #ffffff; font-family: FONTS; }
     out.innerHTML = '';
     const c = config(cfg);
     mermaid.initialize(c);
-    try { await mermaid.parse(src); }
-    catch (e) { cleanup(); return {error: 'parse error: ' + msg(e)}; }
     let svg;
     try { svg = (await mermaid.render('dicrepro', src)).svg; }
-    catch (e) { cleanup(); return {error: 'render error: ' + msg(e)}; }
+    catch (e) {
+      cleanup();
+      // render() parses too; parse() alone tells a syntax error (readable, with line) from a layout one.
+      try { await mermaid.parse(src); } catch (pe) { return {error: 'parse error: ' + msg(pe)}; }
+      return {error: 'render error: ' + msg(e)};
+    }
     cleanup();
     // White paper, except where the theme is dark (its light text would vanish on white).
     const tv = (mermaid.mermaidAPI.getConfig().themeVariables) || {};
@@ -158,7 +163,10 @@ def chromium_path() -> Path:
 def _as_item(item: Any) -> tuple[str, dict | None]:
     if isinstance(item, str):
         return item, None
-    src, cfg = item
+    try:
+        src, cfg = item
+    except (TypeError, ValueError):
+        raise TypeError(f"expected a Mermaid string or a (source, config) pair, got {item!r:.80}") from None
     if not isinstance(src, str):
         raise TypeError(f"Mermaid source must be str, got {type(src).__name__}")
     if cfg is not None and not isinstance(cfg, dict):
