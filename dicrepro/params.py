@@ -133,6 +133,10 @@ class LoraParams(_Strict):
     dropout: float = Field(0.0, ge=0, lt=1)
     target_modules: list[str] | str = "all-linear"
     finetune_vision_layers: bool = False
+    # Trained in full beside the adapter. null: [embed_tokens, lm_head] for the tiny model (its locally
+    # trained tokenizer has ICT tokens the general pre-training never produced, which LoRA alone cannot
+    # teach it to emit) and [] for real weights.
+    modules_to_save: list[str] | None = None
 
 
 class StageTrainParams(_Strict):
@@ -158,6 +162,9 @@ class SFTParams(_Strict):
     save_steps: int = Field(50, ge=1)
     logging_steps: int = Field(5, ge=1)
     resume: bool = True
+    # Share of earlier stages' rows replayed in stages 2 and 3 (against forgetting: without it the tiny
+    # stage-3 model answers every caption prompt like a quiz). null: 0.3 for tiny, 0.0 for real weights.
+    replay: float | None = Field(None, ge=0, le=1)
     bf16: bool = False
 
     def stage(self, k: int) -> StageTrainParams:

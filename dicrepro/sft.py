@@ -22,9 +22,9 @@ import shutil
 import time
 from pathlib import Path
 
-from datasets import load_from_disk
+from datasets import concatenate_datasets, load_from_disk
 
-from .atomic import write_json_atomic, write_text_atomic
+from .atomic import replace_dir_atomic, write_json_atomic, write_text_atomic
 from .collate import VisionSFTCollator
 from .params import dump_params
 from .paths import RunPaths
@@ -63,6 +63,38 @@ def load_stage_data(folder: Path):
     if len(train) == 0:
         raise StageInputError(f"dataset {folder} has an empty train split")
     return train
+
+
+def replay_share(params) -> float:
+    """``sft.replay``: rows from earlier stages mixed into stage k>1, as a share of stage k's rows.
+
+    Default: 0 for a real model (the paper trains each stage on its own data); 0.3 for the tiny stand-in,
+    whose few LoRA steps on short VQA answers otherwise overwrite its captioning (the stage-3 model would
+    answer every caption prompt with an option letter).
+    """
+    value = getattr(params.sft, "replay", None)
+    if value is None:
+        return 0.3 if params.model.kind == "tiny" else 0.0
+    return float(value)
+
+
+def mix_replay(params, stage: int, train):
+    """Stage ``stage``'s rows plus a seeded sample of earlier stages' rows (see :func:`replay_share`).
+
+    Returns ``(dataset, n_replayed, {folder: hash})``; only the training columns are kept."""
+    share = replay_share(params)
+    train = train.select_columns(list(REQUIRED_COLUMNS))
+    if stage == 1 or share <= 0:
+        return train, 0, {}
+    paths = RunPaths(Path(params.run_dir))
+    folders = [paths.stage_data(k) for k in range(1, stage)]
+    pool = concatenate_datasets([load_stage_data(f).select_columns(list(REQUIRED_COLUMNS)).cast(train.features)
+                                 for f in folders])
+    n = min(len(pool), round(share * len(train)))
+    picked = pool.shuffle(seed=params.seed + stage).select(range(n))
+    mixed = concatenate_datasets([train, picked]).shuffle(seed=params.seed)
+    log.info("stage %d: %d rows + %d replayed from earlier stages", stage, len(train), n)
+    return mixed, n, {str(f): dataset_hash(f) for f in folders}
 
 
 def _base_model_path(params, paths: RunPaths) -> Path:
@@ -150,9 +182,10 @@ def train_stage(params, stage: int, *, callbacks: list | None = None) -> Path:
     paths = RunPaths(Path(params.run_dir))
     inputs = stage_inputs(params, stage)
     data_dir = paths.stage_data(stage)
-    train = load_stage_data(data_dir)
+    train, n_replay, replay_hashes = mix_replay(params, stage, load_stage_data(data_dir))
     out = paths.stage_model(stage)
     expect = {"status": "done", "params_hash": params_hash(params), "data_hash": dataset_hash(data_dir),
+              "replay_data_hashes": replay_hashes,
               "input_model": str(inputs["model"]), "input_adapter": str(inputs["adapter"] or "")}
     if _finished(out, expect):
         log.info("stage %d already trained with these inputs: %s (delete it to retrain)", stage, out)
@@ -184,18 +217,18 @@ def train_stage(params, stage: int, *, callbacks: list | None = None) -> Path:
     adapter_tmp = out / ".adapter.tmp"
     shutil.rmtree(adapter_tmp, ignore_errors=True)
     trainer.model.save_pretrained(str(adapter_tmp))
-    _replace(adapter_tmp, out / "adapter")
+    replace_dir_atomic(adapter_tmp, out / "adapter")
     # Merge into a fresh full-precision copy of the model the adapter was trained on.
     merged_tmp = out / ".merged.tmp"
     shutil.rmtree(merged_tmp, ignore_errors=True)
     merge_adapter(params, inputs["model"], out / "adapter", merged_tmp)
-    _replace(merged_tmp, out / "merged")
+    replace_dir_atomic(merged_tmp, out / "merged")
 
     losses = read_loss_csv(out / "loss.csv") if (out / "loss.csv").exists() else []
     lineage = {**expect, "stage": stage, "backend": backend, "base_model": str(inputs["base_model"]),
                "previous_stage": str(inputs["previous_stage"]) if inputs["previous_stage"] else None,
                "continue_from": params.sft.continue_from, "data_dir": str(data_dir), "train_rows": len(train),
-               "resumed_from": str(resume) if resume else None, "global_step": result.global_step,
+               "replay_rows": n_replay, "resumed_from": str(resume) if resume else None, "global_step": result.global_step,
                "train_seconds": round(seconds, 1), "train_loss": result.training_loss,
                "first_loss": losses[0]["loss"] if losses else None,
                "final_loss": losses[-1]["loss"] if losses else None,
@@ -206,12 +239,6 @@ def train_stage(params, stage: int, *, callbacks: list | None = None) -> Path:
     log.info("stage %d done in %.0f s: loss %s -> %s, saved to %s", stage, seconds, lineage["first_loss"],
              lineage["final_loss"], out)
     return out
-
-
-def _replace(tmp: Path, final: Path) -> None:
-    from .atomic import replace_dir_atomic
-
-    replace_dir_atomic(tmp, final)
 
 
 def model_card(params, stage: int, lineage: dict) -> str:
@@ -241,7 +268,7 @@ PEFT adapter.
 |---|---|
 | started from | `{lineage['input_model']}` {('+ adapter `' + lineage['input_adapter'] + '`') if lineage['input_adapter'] else ''} |
 | previous stage | {lineage['previous_stage'] or '—'} |
-| data | `{lineage['data_dir']}` ({lineage['train_rows']} training rows, hash `{lineage['data_hash'][:12]}`) |
+| data | `{lineage['data_dir']}` ({lineage['train_rows']} training rows incl. {lineage['replay_rows']} replayed from earlier stages, hash `{lineage['data_hash'][:12]}`) |
 | epochs / max steps | {st.epochs} / {st.max_steps} |
 | learning rate | {st.learning_rate} |
 | batch size x grad accum | {params.sft.batch_size} x {params.sft.grad_accum} |

@@ -60,6 +60,19 @@ def lora_target_regex(lora) -> str:
     return "|".join(f"(?:{p})" for p in parts)
 
 
+def modules_to_save(params) -> list[str]:
+    """Modules trained in full beside the LoRA adapter (``sft.lora.modules_to_save``).
+
+    Default: none for a real model; the embeddings and output head for the tiny stand-in, whose
+    locally trained vocabulary holds ICT tokens that its short general pre-training never produced (a
+    real base model has seen every token of its vocabulary), so LoRA alone cannot make it emit them.
+    """
+    value = getattr(params.sft.lora, "modules_to_save", None)
+    if value is None:
+        return ["embed_tokens", "lm_head"] if params.model.kind == "tiny" else []
+    return list(value)
+
+
 def train_dtype(params) -> torch.dtype:
     return torch.bfloat16 if cuda_available() and params.sft.bf16 else torch.float32
 
@@ -88,7 +101,8 @@ def load_hf(params, model_path: Path, adapter_path: Path | None):
     else:
         lora = params.sft.lora
         cfg = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, bias="none",
-                         target_modules=lora_target_regex(lora), task_type="CAUSAL_LM")
+                         target_modules=lora_target_regex(lora), task_type="CAUSAL_LM",
+                         modules_to_save=modules_to_save(params) or None)
         model = get_peft_model(model, cfg)
     processor = AutoProcessor.from_pretrained(str(model_path))
     return model, processor

@@ -1,0 +1,64 @@
+"""Batched greedy generation and the predictions JSONL: resumable, and batching changes nothing."""
+
+import json
+import os
+
+import pytest
+
+from dicrepro.box_diagrams import box_dataset
+from dicrepro.params import Params
+from dicrepro.predict import generate, load_for_inference, predict_to_jsonl
+from dicrepro.tiny_model import build_tiny_base
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("model")
+    p = Params(run_dir=root, seed=3)
+    p.model.tiny = p.model.tiny.model_copy(update=dict(
+        vocab_size=600, hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=2,
+        num_key_value_heads=1, vision_depth=1, vision_hidden_size=32, vision_heads=2, pretrain_samples=8,
+        pretrain_epochs=2.0))
+    p.model.max_pixels = 12544
+    p.sft.batch_size = 4
+    general = box_dataset(8, 0, seed=1, domain="general")
+    return build_tiny_base(p, general, root / "base", tokenizer_corpus=list(general["train"]["target"]))
+
+
+@pytest.fixture(scope="module")
+def test_rows():
+    # different diagram sizes -> different prompt lengths inside one batch (left padding matters)
+    return box_dataset(0, 5, seed=4, domain="ict", zh_share=0.4, min_nodes=3, max_nodes=8)["test"]
+
+
+def test_batched_greedy_equals_one_by_one(model_dir, test_rows):
+    model, processor = load_for_inference(model_dir)
+    batched = generate(model_dir, test_rows, batch_size=5, max_new_tokens=12, model=model, processor=processor)
+    single = generate(model_dir, test_rows, batch_size=1, max_new_tokens=12, model=model, processor=processor)
+    assert len(batched) == len(test_rows) and all(isinstance(t, str) for t in batched)
+    assert batched == single
+    assert processor.tokenizer.padding_side == "right"  # left padding is per call, not a lasting change
+
+
+def test_predictions_jsonl_is_appended_and_reused(model_dir, test_rows, tmp_path):
+    out = tmp_path / "preds" / "base__captions.jsonl"
+    first = test_rows.select(range(2))
+    predict_to_jsonl(model_dir, "base", first, out, batch_size=2, max_new_tokens=6)
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [x["id"] for x in lines] == first["id"]
+    assert set(lines[0]) == {"model", "id", "prompt", "text"} and lines[0]["model"] == "base"
+
+    # the rerun over the whole split only predicts the missing rows
+    predict_to_jsonl(model_dir, "base", test_rows, out, batch_size=2, max_new_tokens=6)
+    lines2 = [json.loads(x) for x in out.read_text().splitlines()]
+    assert lines2[:2] == lines and [x["id"] for x in lines2] == test_rows["id"]
+    stamp = out.stat().st_mtime_ns
+    predict_to_jsonl(model_dir, "base", test_rows, out, batch_size=2, max_new_tokens=6)
+    assert out.stat().st_mtime_ns == stamp
+
+
+def test_missing_model_folder_is_named(tmp_path, test_rows):
+    with pytest.raises(FileNotFoundError, match="no model at .*nowhere"):
+        generate(tmp_path / "nowhere", test_rows, batch_size=2, max_new_tokens=2)
