@@ -9,6 +9,7 @@ result is byte-identical to an uninterrupted run.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -23,7 +24,7 @@ from tqdm.auto import tqdm
 
 from .atomic import append_jsonl, replace_dir_atomic, save_dataset_atomic, write_json_atomic
 from .describe import caption_prompt, describe
-from .diagrams import render_config, sample_diagram, to_mermaid
+from .diagrams import render_config, sample_diagram, to_mermaid, topics_for
 from .graph import Diagram
 
 log = logging.getLogger(__name__)
@@ -83,15 +84,28 @@ def _weighted(rng: random.Random, weights: dict[str, float]) -> str:
     return rng.choices(keys, weights=[weights[k] for k in keys], k=1)[0]
 
 
+@functools.lru_cache(maxsize=256)
+def feasible_min_elements(diagram_type: str, domain: str, wanted: int) -> int:
+    """``wanted``, lowered to the largest size some topic of the knowledge base can fill for this type
+    (class and ER topics hold a handful of entities; asking for more must not stop the run)."""
+    lo = wanted
+    while lo > 2 and not topics_for(diagram_type, domain, lo):
+        lo -= 1
+    if lo < wanted:
+        log.debug("%s/%s: no topic fills %d elements; using %d", domain, diagram_type, wanted, lo)
+    return lo
+
+
 def plan_sample(spec: SynthSpec, index: int) -> dict:
     """Everything about sample ``index`` except its pixels: graph, Mermaid, texts, split."""
     s = sample_seed(spec.seed, f"{spec.domain}/{spec.id_prefix}", index)
     rng = random.Random(s)
     dtype = rng.choice(list(spec.diagram_types))
     language = _weighted(rng, spec.languages)
+    lo = feasible_min_elements(dtype, spec.domain, spec.min_elements)
     diagram: Diagram = sample_diagram(
         rng, dtype, domain=spec.domain, language=language,
-        min_elements=spec.min_elements, max_elements=spec.max_elements,
+        min_elements=lo, max_elements=max(lo, spec.max_elements),
     )
     views = describe(diagram, rng, style=spec.style)
     prompt = caption_prompt(language, rng)
