@@ -58,6 +58,8 @@ def artifact_hashes(root: Path) -> dict[str, str]:
             continue
         if any(part.startswith(".") for part in rel.parts):  # unfinished temp files and shard work dirs
             continue
+        if rel.name.startswith("cache-") and rel.suffix == ".arrow":  # datasets' own caches, not artifacts
+            continue
         out[rel.as_posix()] = sha256_file(p)
     return out
 

@@ -11,6 +11,10 @@ further on the original base (``adapter``). Every stage folder (``RunPaths.stage
     tensorboard/    Trainer's tensorboard logs
     checkpoints/    Trainer checkpoints every ``sft.save_steps`` (resume after a kill)
     lineage.json    input model, previous stage, data hash, params hash, versions (written last)
+
+Several processes (``accelerate launch -m dicrepro.train_stage``, DDP): every rank trains on its shard
+of the data; only the main process writes the folder, after all ranks finished training, and every
+rank returns once the folder is complete.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import shutil
 import time
 from pathlib import Path
 
+from accelerate import PartialState
 from datasets import concatenate_datasets, load_from_disk
 
 from .atomic import replace_dir_atomic, write_json_atomic, write_text_atomic
@@ -151,6 +156,9 @@ def _sft_config(params, stage: int, out: Path, backend: str):
         # pre-tokenize them. Truncation is the collator's job (it checks image tokens first).
         remove_unused_columns=False, dataset_text_field="", dataset_kwargs={"skip_prepare_dataset": True},
         max_length=None,
+        # Under DDP every trainable parameter (LoRA, modules_to_save) is used in every forward pass, so
+        # DDP need not search the graph for unused ones; that search also breaks activation checkpointing.
+        ddp_find_unused_parameters=False,
     )
 
 
@@ -172,7 +180,8 @@ def train_stage(params, stage: int, *, callbacks: list | None = None) -> Path:
 
     A stage already finished with the same inputs, data and params is not retrained. With
     ``sft.resume`` a killed stage continues from its last checkpoint. ``callbacks`` are extra
-    ``transformers.TrainerCallback`` objects (early stopping, custom logging).
+    ``transformers.TrainerCallback`` objects (early stopping, custom logging). Under ``accelerate launch``
+    every rank calls this; the main process alone writes the stage folder (see the module doc).
     """
     from trl import SFTTrainer
 
@@ -190,12 +199,19 @@ def train_stage(params, stage: int, *, callbacks: list | None = None) -> Path:
     if _finished(out, expect):
         log.info("stage %d already trained with these inputs: %s (delete it to retrain)", stage, out)
         return out
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "lineage.json").unlink(missing_ok=True)  # only a finished stage has one
     resume = _last_checkpoint(out / "checkpoints") if params.sft.resume else None
-    if resume is None:
-        shutil.rmtree(out / "checkpoints", ignore_errors=True)
-        (out / "loss.csv").unlink(missing_ok=True)
+    # The config sets up the process group under accelerate launch; every rank decided the above from
+    # the same files before any of them changes the folder (the main process alone does).
+    args = _sft_config(params, stage, out, backend)
+    state = PartialState()
+    state.wait_for_everyone()
+    if state.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "lineage.json").unlink(missing_ok=True)  # only a finished stage has one
+        if resume is None:
+            shutil.rmtree(out / "checkpoints", ignore_errors=True)
+            (out / "loss.csv").unlink(missing_ok=True)
+    state.wait_for_everyone()
     log.info("stage %d: backend %s, model %s%s, %d training rows from %s%s", stage, backend, inputs["model"],
              f" + adapter {inputs['adapter']}" if inputs["adapter"] else "", len(train), data_dir,
              f", resuming from {resume}" if resume else "")
@@ -204,41 +220,57 @@ def train_stage(params, stage: int, *, callbacks: list | None = None) -> Path:
     if hasattr(model, "print_trainable_parameters"):
         n_train, n_all = model.get_nb_trainable_parameters()
         log.info("trainable parameters: %d of %d (%.2f%%)", n_train, n_all, 100 * n_train / n_all)
+    # The loss CSV is written by rank 0 only; a SummaryWriter opens its event file when created, so the
+    # other ranks get none.
+    logs = [LossCSVCallback(out / "loss.csv")]
+    if state.is_main_process:
+        logs.append(tensorboard_callback(out / "tensorboard"))
     trainer = SFTTrainer(
-        model=model, args=_sft_config(params, stage, out, backend), train_dataset=train,
+        model=model, args=args, train_dataset=train,
         processing_class=processor, data_collator=VisionSFTCollator(processor, params.sft.max_length),
-        callbacks=[LossCSVCallback(out / "loss.csv"), tensorboard_callback(out / "tensorboard"),
-                   *(callbacks or [])],
+        callbacks=[*logs, *(callbacks or [])],
     )
     t0 = time.time()
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     seconds = time.time() - t0
+    log.info("rank %d/%d trained %d steps in %.0f s (%s)", state.process_index, state.num_processes,
+             result.global_step, seconds, state.backend or "single process")
+    # Every rank has finished its last step before the main process saves; the others wait for it below.
+    state.wait_for_everyone()
+    if state.is_main_process:
+        lineage = {**expect, "stage": stage, "backend": backend, "base_model": str(inputs["base_model"]),
+                   "previous_stage": str(inputs["previous_stage"]) if inputs["previous_stage"] else None,
+                   "continue_from": params.sft.continue_from, "data_dir": str(data_dir),
+                   "train_rows": len(train), "replay_rows": n_replay, "world_size": state.num_processes,
+                   "resumed_from": str(resume) if resume else None, "global_step": result.global_step,
+                   "train_seconds": round(seconds, 1), "train_loss": result.training_loss}
+        _save_stage(params, stage, out, trainer.model, inputs["model"], lineage)
+    state.wait_for_everyone()
+    return out
 
+
+def _save_stage(params, stage: int, out: Path, model, trained_on: Path, lineage: dict) -> None:
+    """Main process: the adapter, the merged model, the model card and, last, ``lineage.json``
+    (``lineage`` completed with the loss curve's ends and the library versions)."""
     adapter_tmp = out / ".adapter.tmp"
     shutil.rmtree(adapter_tmp, ignore_errors=True)
-    trainer.model.save_pretrained(str(adapter_tmp))
+    model.save_pretrained(str(adapter_tmp))
     replace_dir_atomic(adapter_tmp, out / "adapter")
     # Merge into a fresh full-precision copy of the model the adapter was trained on.
     merged_tmp = out / ".merged.tmp"
     shutil.rmtree(merged_tmp, ignore_errors=True)
-    merge_adapter(params, inputs["model"], out / "adapter", merged_tmp)
+    merge_adapter(params, trained_on, out / "adapter", merged_tmp)
     replace_dir_atomic(merged_tmp, out / "merged")
 
     losses = read_loss_csv(out / "loss.csv") if (out / "loss.csv").exists() else []
-    lineage = {**expect, "stage": stage, "backend": backend, "base_model": str(inputs["base_model"]),
-               "previous_stage": str(inputs["previous_stage"]) if inputs["previous_stage"] else None,
-               "continue_from": params.sft.continue_from, "data_dir": str(data_dir), "train_rows": len(train),
-               "replay_rows": n_replay, "resumed_from": str(resume) if resume else None, "global_step": result.global_step,
-               "train_seconds": round(seconds, 1), "train_loss": result.training_loss,
-               "first_loss": losses[0]["loss"] if losses else None,
+    lineage = {**lineage, "first_loss": losses[0]["loss"] if losses else None,
                "final_loss": losses[-1]["loss"] if losses else None,
                "tiny_model": params.model.kind == "tiny", "versions": library_versions(),
                "params": dump_params(params)["sft"]}
     write_text_atomic(out / "README.md", model_card(params, stage, lineage))
     write_json_atomic(out / "lineage.json", lineage)  # last: its presence means the stage is complete
-    log.info("stage %d done in %.0f s: loss %s -> %s, saved to %s", stage, seconds, lineage["first_loss"],
-             lineage["final_loss"], out)
-    return out
+    log.info("stage %d done in %.0f s: loss %s -> %s, saved to %s", stage, lineage["train_seconds"],
+             lineage["first_loss"], lineage["final_loss"], out)
 
 
 def model_card(params, stage: int, lineage: dict) -> str:
@@ -271,7 +303,7 @@ PEFT adapter.
 | data | `{lineage['data_dir']}` ({lineage['train_rows']} training rows incl. {lineage['replay_rows']} replayed from earlier stages, hash `{lineage['data_hash'][:12]}`) |
 | epochs / max steps | {st.epochs} / {st.max_steps} |
 | learning rate | {st.learning_rate} |
-| batch size x grad accum | {params.sft.batch_size} x {params.sft.grad_accum} |
+| batch size x grad accum x processes | {params.sft.batch_size} x {params.sft.grad_accum} x {lineage.get('world_size', 1)} |
 | steps | {lineage['global_step']} ({lineage['train_seconds']} s) |
 | loss first -> final | {fmt(lineage['first_loss'])} -> {fmt(lineage['final_loss'])} |
 | params hash | `{lineage['params_hash']}` |

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 from pathlib import Path
 
 import torch
@@ -34,10 +35,20 @@ def unsloth_importable() -> bool:
     return importlib.util.find_spec("unsloth") is not None
 
 
+def world_size() -> int:
+    """Processes training together (``WORLD_SIZE``, set by ``accelerate launch``/torchrun; 1 otherwise)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def resolve_backend(name: str) -> str:
-    """``auto`` -> ``unsloth`` with CUDA and unsloth installed, else ``hf``; other names are checked."""
+    """``auto`` -> ``unsloth`` with CUDA and unsloth installed in a single process, else ``hf``; other
+    names are checked."""
     if name == "auto":
-        return "unsloth" if cuda_available() and unsloth_importable() else "hf"
+        return "unsloth" if cuda_available() and unsloth_importable() and world_size() == 1 else "hf"
+    if name == "unsloth" and world_size() > 1:
+        raise BackendUnavailable(
+            f"sft.backend is 'unsloth' but {world_size()} processes were launched: Unsloth trains on one GPU. "
+            "Set sft.backend: hf (transformers + PEFT + TRL, DDP under accelerate launch) or launch one process.")
     if name == "unsloth" and not cuda_available():
         raise BackendUnavailable(
             "sft.backend is 'unsloth' but this machine has no CUDA GPU: Unsloth only trains on NVIDIA GPUs. "
@@ -92,7 +103,8 @@ def load_hf(params, model_path: Path, adapter_path: Path | None):
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=torch.bfloat16 if params.sft.bf16 else torch.float16)
-        kwargs["device_map"] = {"": 0}
+        # Each DDP rank holds its own full copy of the quantized model on its own GPU.
+        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
     model = AutoModelForImageTextToText.from_pretrained(str(model_path), **kwargs)
     if quantized:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)

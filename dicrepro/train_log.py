@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import importlib.metadata
 import logging
 import os
@@ -63,11 +64,25 @@ def read_loss_csv(path: str | Path) -> list[dict]:
                 for r in csv.DictReader(f)]
 
 
+def dataset_files(folder: str | Path) -> list[Path]:
+    """The arrow files a saved dataset (or DatasetDict) folder consists of, per its state.json files."""
+    folder = Path(folder)
+    out = []
+    for state in folder.rglob("state.json"):
+        for entry in json.loads(state.read_text()).get("_data_files", []):
+            out.append(state.parent / entry["filename"])
+    return out
+
+
 def dataset_hash(folder: str | Path) -> str:
-    """sha256 over a ``save_to_disk`` folder's arrow files (relative path + bytes), in sorted order."""
+    """sha256 over a ``save_to_disk`` folder's data files (relative path + bytes), in sorted order.
+
+    Only the files the dataset's ``state.json`` lists count: ``datasets`` may drop ``cache-*.arrow`` files
+    beside them when a loaded split is filtered or mapped, and those must not change the data's identity.
+    """
     folder = Path(folder)
     h = hashlib.sha256()
-    files = sorted(folder.rglob("*.arrow"))
+    files = sorted(dataset_files(folder))
     if not files:
         raise FileNotFoundError(f"no .arrow files under {folder}: not a saved Hugging Face dataset")
     for f in files:
