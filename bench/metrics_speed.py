@@ -6,7 +6,9 @@ then times, in the same run:
 
 - the anchor: ``sacrebleu.corpus_bleu`` alone on the same pairs (its 13a/zh tokenizer, BLEU-4 only);
 - ``dicrepro.metrics.caption_scores`` (BLEU-1..4, METEOR, ROUGE-L, CIDEr), cold (first call in the
-  process: WordNet and jieba load) and warm, and each metric on its own.
+  process: WordNet and jieba load) and warm, and each metric on its own;
+- CIDEr-D once more forced into one process (``cider_one_process``), as pycocoevalcap's ``Cider`` runs,
+  to show what sharding its per-item scoring over the cores gains.
 
 Usage: ``.venv/bin/python bench/metrics_speed.py [--n 10000] [--seed 0]``
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import random
 import time
@@ -53,6 +56,14 @@ def make_pairs(n: int, seed: int) -> tuple[list[str], list[str], list[str]]:
     return refs, preds, langs
 
 
+def cpu_seconds() -> dict[str, float]:
+    """User + system CPU seconds of this process and of its (finished) child processes."""
+    import resource
+
+    own, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return {"this_process": own.ru_utime + own.ru_stime, "worker_processes": kids.ru_utime + kids.ru_stime}
+
+
 def timed(fn, *args):
     t = time.perf_counter()
     out = fn(*args)
@@ -67,8 +78,9 @@ def main() -> None:
 
     import sacrebleu
 
-    from dicrepro import metrics
+    from dicrepro import cider, metrics
 
+    load_before = os.getloadavg()[0]
     refs, preds, langs = make_pairs(a.n, a.seed)
     zh = [lg == "zh" for lg in langs]
     # the anchor: sacreBLEU with its own tokenizers (zh for the Chinese part), BLEU-4 only
@@ -82,15 +94,27 @@ def main() -> None:
     metrics.tokenize.cache_clear()  # warm = resources loaded, tokens not cached
     t_warm, _ = timed(metrics.caption_scores, refs, preds, langs)
     per_metric = {}
-    for name in ("meteor", "rougeL", "cider"):
+    for name in ("meteor", "rougeL"):
         per_metric[name] = round(timed(metrics.CAPTION_METRICS[name], refs, preds, langs)[0], 2)
+    # CPU seconds as well as wall time: on a shared machine the wall time says how busy the others were
+    cpu0 = cpu_seconds()
+    per_metric["cider"] = round(timed(metrics.score_cider, refs, preds, langs)[0], 2)
+    cider_cpu = {k: round(v1 - v0, 2) for (k, v1), v0 in zip(cpu_seconds().items(), cpu0.values())}
     per_metric["bleu1-4"] = round(timed(metrics.bleu_all, refs, preds, langs)[0], 2)
+    # CIDEr-D forced into this one process (as pycocoevalcap's Cider runs), for the speed-up of sharding
+    rt, pt = metrics._tokens(refs, preds, langs)
+    joined = ([" ".join(t) for t in rt], [" ".join(t) for t in pt])
+    per_metric["cider_one_process"] = round(timed(cider.cider_d, *joined, 1)[0], 2)
     report = {
         "pairs": a.n, "machine": f"{platform.processor() or platform.machine()}, python {platform.python_version()}",
+        "cores_usable": cider.usable_cores(),
+        "cider_processes": cider.usable_cores() if a.n > cider.PARALLEL_MIN_PAIRS else 1,
+        # other jobs on the machine slow every number down: the 1-minute load average, before and after
+        "load_avg_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "sacrebleu_anchor_s": round(t_sacre, 2), "caption_scores_cold_s": round(t_cold, 2),
         "caption_scores_warm_s": round(t_warm, 2), "pairs_per_s_warm": round(a.n / t_warm),
         "ratio_warm_over_sacrebleu": round(t_warm / t_sacre, 1),
-        "per_metric_s_tokens_cached": per_metric, "scores": {k: round(v, 4) for k, v in scores.items()},
+        "per_metric_s_tokens_cached": per_metric, "cider_cpu_s": cider_cpu, "scores": {k: round(v, 4) for k, v in scores.items()},
     }
     print(json.dumps(report, indent=2, ensure_ascii=False))
 

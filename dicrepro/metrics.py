@@ -23,7 +23,9 @@ the maintained libraries themselves, fed with our tokens:
   corpus = mean of items.
 - **CIDEr**: pycocoevalcap's ``Cider`` (which is CIDEr-D: clipped counts, Gaussian length penalty, x10),
   idf over the scored corpus. CIDEr-D lies in 0..10; we report **CIDEr-D / 10** so that every key is a
-  fraction in 0..1 (:data:`CIDER_SCALE`). A corpus of one item has no idf and scores 0.
+  fraction in 0..1 (:data:`CIDER_SCALE`). A corpus of one item has no idf and scores 0. Above 2,000
+  pairs the per-item scoring (pycocoevalcap's ``compute_cider``, corpus-wide idf) runs in forked
+  processes, on contiguous shards (:mod:`dicrepro.cider`); the scores are identical to Cider()'s.
 """
 
 from __future__ import annotations
@@ -259,14 +261,13 @@ def score_rougeL(refs: list[str], preds: list[str], langs=None) -> tuple[float, 
 
 
 def score_cider(refs: list[str], preds: list[str], langs=None) -> tuple[float, list[float]]:
-    """pycocoevalcap CIDEr-D **divided by 10** (0..1), idf over this corpus; per item likewise."""
-    from pycocoevalcap.cider.cider import Cider
+    """pycocoevalcap CIDEr-D **divided by 10** (0..1), idf over this corpus; per item likewise. Large
+    corpora are scored over all cores with pycocoevalcap's own scorer (:func:`dicrepro.cider.cider_d`)."""
+    from .cider import cider_d
 
     rt, pt = _tokens(refs, preds, langs)
-    gts = {i: [" ".join(r)] for i, r in enumerate(rt)}
-    res = {i: [" ".join(p)] for i, p in enumerate(pt)}
-    corpus, items = Cider().compute_score(gts, res)
-    return float(corpus) / CIDER_SCALE, [float(x) / CIDER_SCALE for x in items]
+    corpus, items = cider_d([" ".join(r) for r in rt], [" ".join(p) for p in pt])
+    return corpus / CIDER_SCALE, [x / CIDER_SCALE for x in items]
 
 
 CAPTION_METRICS = {

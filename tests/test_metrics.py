@@ -168,3 +168,59 @@ def test_lexnames_is_the_standard_45_line_file():
     lines = metrics.lexnames_text().splitlines()
     assert len(lines) == 45
     assert lines[0] == "00\tadj.all\t3" and lines[3] == "03\tnoun.Tops\t1" and lines[44] == "44\tadj.ppl\t3"
+
+
+def many_pairs(n=300):
+    """n deterministic caption pairs, every fifth Chinese (written without spaces, segmented by jieba)."""
+    import random
+
+    rng = random.Random(7)
+    en = "the ue sends registration request to amf smf upf session router ospf link state area".split()
+    zh = "用户 设备 发送 注册 请求 会话 建立 切换 路由器 链路 状态 告警".split()
+    refs, preds = [], []
+    for i in range(n):
+        vocab, sep = (zh, "") if i % 5 == 0 else (en, " ")
+        words = [rng.choice(vocab) for _ in range(rng.randint(5, 40))]
+        pred = [w if rng.random() < 0.7 else rng.choice(vocab) for w in words if rng.random() < 0.9]
+        refs.append(sep.join(words))
+        preds.append(sep.join(pred))
+    return refs, preds
+
+
+def test_sharded_cider_is_exactly_pycocoevalcap_cider():
+    from dicrepro.cider import cider_d
+
+    refs, preds = many_pairs(300)
+    rt, pt = [" ".join(t) for t in toks(refs)], [" ".join(t) for t in toks(preds)]
+    want, want_items = Cider().compute_score({i: [r] for i, r in enumerate(rt)},
+                                             {i: [p] for i, p in enumerate(pt)})
+    for workers in (1, 3):  # in this process, and over 3 forked processes (12 shards)
+        corpus, items = cider_d(rt, pt, workers=workers)
+        assert len(items) == 300
+        assert corpus == pytest.approx(want, abs=1e-12)
+        assert items == pytest.approx(list(want_items), abs=1e-12)
+    assert any(s > 0 for s in items[::5])  # the Chinese items really scored
+
+
+def test_score_cider_uses_processes_above_the_threshold_and_agrees(monkeypatch):
+    from dicrepro import cider
+
+    refs, preds = many_pairs(120)
+    serial = metrics.score_cider(refs, preds)
+    pools = []
+
+    class RecordingPool(cider.ProcessPoolExecutor):
+        def __init__(self, workers, **kw):
+            pools.append(workers)
+            super().__init__(workers, **kw)
+
+    monkeypatch.setattr(cider, "ProcessPoolExecutor", RecordingPool)
+    monkeypatch.setattr(cider, "usable_cores", lambda: 2)
+    assert metrics.score_cider(refs, preds) == serial and not pools  # 120 pairs: below the threshold
+    monkeypatch.setattr(cider, "PARALLEL_MIN_PAIRS", 100)
+    forked = metrics.score_cider(refs, preds)
+    assert pools == [2]
+    assert forked[0] == pytest.approx(serial[0], abs=1e-12)
+    assert forked[1] == pytest.approx(serial[1], abs=1e-12)
+    with pytest.raises(ValueError, match="2 references but 1"):
+        cider.cider_d(["a b", "c d"], ["a b"])
