@@ -43,6 +43,11 @@ NOTEBOOKS = {
         ("code", "show.counts(ds['train'], ['diagram_type', 'language'])"),
         ("md", "A sample gallery: the rendered image beside its Mermaid source and the training text."),
         ("code", "show.gallery(ds['train'], n=6, columns=('mermaid', 'description'))"),
+        ("md", "## The rewriting prompt\n\nWith `describe.backend: openai` or `hf`, an LLM rewrites each "
+               "verbalizer draft with this versioned template (`dicrepro/prompts/`), and the faithfulness gate "
+               "checks every reply against the graph. The default `verbalizer` backend needs no LLM."),
+        ("code", "from dicrepro.rewrite_prompt import load_prompt\nprompt = load_prompt(params.describe.prompt)\n"
+                 "print('version:', prompt.version)\nprint(prompt.system)\nprint(prompt.user)"),
     ],
     "02_expert_pairs.ipynb": [
         ("md", "# 2. Stage-2 data: expert-annotated pairs\n\nSet `stage2.annotations` in the params file to your "
