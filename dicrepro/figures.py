@@ -52,12 +52,19 @@ def _long_metrics(df: pd.DataFrame) -> pd.DataFrame:
     return long
 
 
+def _headroom(df: pd.DataFrame) -> float:
+    # Scores are fractions, but a fixed 0..1 axis flattens small ones (the tiny model's) into a line.
+    top = float(df[list(METRIC_KEYS)].to_numpy().max()) if len(df) else 1.0
+    return min(1.0, max(0.05, top * 1.2))
+
+
 def fig_metrics_by_model(cap: pd.DataFrame, order: list[str], labels, out: Path) -> list[Path]:
     """Grouped bars: every caption metric for every model (overall)."""
     overall = cap[cap.group_by == "overall"]
     fig, ax = plt.subplots(figsize=(9, 4.5))
     sns.barplot(_long_metrics(overall), x="metric", y="score", hue="model", hue_order=order, ax=ax)
-    ax.set(xlabel="", ylabel="score (0-1)", ylim=(0, 1), title=_title("Caption metrics by model", labels))
+    ax.set(xlabel="", ylabel="score (0-1)", ylim=(0, _headroom(overall)),
+           title=_title("Caption metrics by model", labels))
     ax.legend(title="model", fontsize=8, ncol=min(len(order), 4))
     return _save(fig, out, "metrics_by_model")
 
@@ -76,9 +83,9 @@ def fig_stage_ablation(cap: pd.DataFrame, labels, out: Path) -> list[Path] | Non
     b4 = overall.set_index("model").loc[stages, "bleu4"]
     ax.plot(stages, b4.values, color="black", linewidth=3, alpha=0.35, label="BLEU-4 (headline)")
     ax.set_xticks(range(len(stages)), stages)
-    ax.set(xlabel="", ylabel="score (0-1)", ylim=(0, 1),
+    ax.set(xlabel="", ylabel="score (0-1)", ylim=(0, _headroom(overall)),
            title=_title("Stage ablation: base → stage 1 → 2 → 3", labels))
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _save(fig, out, "stage_ablation")
 
 
