@@ -15,10 +15,12 @@ _FONT_PATHS = (
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
     "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
 )
+_CJK_FONT = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"
 
 
-def _font(size: int) -> ImageFont.ImageFont:
-    for p in _FONT_PATHS:
+def load_font(size: int, *, cjk: bool = False) -> ImageFont.ImageFont:
+    """A TrueType font from the Debian font packages (Noto CJK first when ``cjk``), else PIL's default."""
+    for p in ((_CJK_FONT,) if cjk else ()) + _FONT_PATHS:
         try:
             return ImageFont.truetype(p, size)
         except OSError:
@@ -52,14 +54,14 @@ def page_context(img: Image.Image, rng: random.Random) -> Image.Image:
     page_h = h + 2 * margin + (text_above + text_below + 2) * line_h
     page = Image.new("RGB", (page_w, page_h), "white")
     draw = ImageDraw.Draw(page)
-    font = _font(12)
+    font = load_font(12)
     y = margin // 2
     for _ in range(text_above):
         draw.text((margin, y), rng.choice(_FILLER), fill=(90, 90, 90), font=font)
         y += line_h
     page.paste(img, (margin, y + line_h // 2))
     y += h + line_h
-    draw.text((margin, y), f"Figure {rng.randint(1, 12)}-{rng.randint(1, 30)}", fill=(20, 20, 20), font=_font(13))
+    draw.text((margin, y), f"Figure {rng.randint(1, 12)}-{rng.randint(1, 30)}", fill=(20, 20, 20), font=load_font(13))
     y += line_h
     for _ in range(text_below):
         draw.text((margin, y), rng.choice(_FILLER), fill=(90, 90, 90), font=font)

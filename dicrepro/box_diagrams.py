@@ -10,7 +10,9 @@ import random
 
 from datasets import Dataset, DatasetDict, Features, Image, Value
 from PIL import Image as PILImage
-from PIL import ImageDraw, ImageFont
+from PIL import ImageDraw
+
+from .augment import load_font
 
 _LABELS = {
     ("ict", "en"): ["UE", "gNB", "AMF", "SMF", "UPF", "AUSF", "UDM", "PCF", "Router", "Switch", "Firewall",
@@ -29,28 +31,17 @@ _VERBS = {
     ("general", "en"): ["passes the order to", "brings goods to", "talks to", "hands the list to", "helps"],
     ("general", "zh"): ["把订单交给", "把货物送到", "告诉", "帮助"],
 }
-_FONT_PATHS = ["/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
-               "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"]
 
 FEATURES = Features({"id": Value("string"), "image": Image(), "prompt": Value("string"),
                      "target": Value("string"), "language": Value("string"), "diagram_type": Value("string"),
                      "split": Value("string")})
 
 
-def _font(size: int):
-    for p in _FONT_PATHS:
-        try:
-            return ImageFont.truetype(p, size)
-        except OSError:
-            continue
-    return ImageFont.load_default()
-
-
 def draw_boxes(labels: list[str], size: tuple[int, int] = (320, 240)) -> PILImage.Image:
     """A left-to-right chain of labelled boxes joined by arrows, wrapping onto rows."""
     img = PILImage.new("RGB", size, "white")
     d = ImageDraw.Draw(img)
-    font = _font(14)
+    font = load_font(14, cjk=True)
     cols = 3
     bw, bh = size[0] // cols - 20, 36
     for i, label in enumerate(labels):
