@@ -92,7 +92,11 @@ def load_hf(params, model_path: Path, adapter_path: Path | None):
     """transformers + PEFT: the model at ``model_path`` with a fresh LoRA adapter, or with the adapter at
     ``adapter_path`` loaded trainable (``continue_from: adapter``)."""
     from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
+    from transformers import set_seed
 
+    # LoRA's A matrices are drawn from the global RNG: seed it here, not only later in the Trainer, so the
+    # adapter's initial weights depend on params.seed alone.
+    set_seed(params.seed)
     kwargs = {"dtype": train_dtype(params)}
     quantized = params.sft.load_in_4bit and cuda_available()
     if params.sft.load_in_4bit and not cuda_available():
