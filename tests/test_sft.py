@@ -206,3 +206,17 @@ def test_collator_names_the_sample_whose_image_tokens_do_not_fit(run, processor)
     cut = VisionSFTCollator(processor, max_length=first_answer + 3)(rows)
     assert cut["input_ids"].shape[1] == first_answer + 3
     assert torch.equal(cut["pixel_values"], full["pixel_values"])
+
+
+def test_same_seed_same_adapter_bytes(run, tmp_path):
+    """Two trainings of the same stage from the same seed give identical weights (on CPU)."""
+    digests = []
+    for name in ("a", "b"):
+        root = tmp_path / name
+        shutil.copytree(run, root)
+        p = tiny_params(root)
+        p.sft.stage1.max_steps = 3  # past AdamW's first step, where tiny differences would show
+        out = train_stage(p, 1)
+        digests.append((out / "adapter" / "adapter_model.safetensors").read_bytes())
+        digests.append((out / "merged" / "model.safetensors").read_bytes())
+    assert digests[0] == digests[2] and digests[1] == digests[3]
