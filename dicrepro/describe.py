@@ -140,6 +140,8 @@ def display_names(diagram: Diagram) -> tuple[str, str]:
     ids with underscores never reach the text."""
     lang = "zh" if diagram.language == "zh" else "en"
     topic = diagram.topic.replace("_", " ")
+    if diagram.meta.get("topics"):  # a composite of several topics is titled after its area
+        topic = diagram.title
     area = diagram.area.replace("_", " ")
     try:
         from .knowledge import load_kb
@@ -151,7 +153,7 @@ def display_names(diagram: Diagram) -> tuple[str, str]:
             topics = kb["topics"]
             t = (topics.get(diagram.topic) if isinstance(topics, dict)
                  else next((t for t in topics if t.get("id") == diagram.topic), None))
-            if t:
+            if t and not diagram.meta.get("topics"):
                 topic = t.get(f"title_{lang}") or topic
             area = kb["areas"][diagram.area].get(lang) or area
             break

@@ -34,6 +34,11 @@ Conventions added to those of :mod:`dicrepro.graph` (generators, verbalizer and 
 - ``packet``: ``attrs["bits"]`` = end - start + 1.
 - ``timeline``: periods are years/releases for history topics, change-window marks (``T-1d``, ``T0``...)
   for procedures.
+- Sizes beyond one topic: when no topic reaches ``min_elements``, flowchart, sequence, gantt, mindmap,
+  block, architecture and timeline combine consecutive topics of an area (or area family)
+  (:mod:`dicrepro.sample_composite`); such a diagram's ``topic`` is the topic ids joined by ``+``, its
+  title the area's, ``meta["topics"]`` lists the ids, a chained flowchart/gantt has one
+  subgraph/section per procedure and an area architecture one group per topic.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from __future__ import annotations
 import logging
 import random
 
+from . import sample_composite as _composite
 from .diagram_examples import EXAMPLE_TYPES, example_diagrams  # noqa: F401 - re-exported
 from .graph import Diagram
 from .knowledge import common, load_kb
@@ -116,13 +122,48 @@ def sample_diagram(rng: random.Random, diagram_type: str, *, domain: str = "ict"
     else:
         candidates = topics_for(diagram_type, domain, min_elements)
         if not candidates:
-            raise ValueError(f"no {domain} topic can fill a {diagram_type} with >= {min_elements} elements")
+            # Only sizes no single topic can fill come here, so smaller diagrams stay reproducible.
+            chains = _composite.composite_candidates(diagram_type, domain, min_elements, _chain_capacity)
+            if not chains:
+                raise ValueError(f"no {domain} topic can fill a {diagram_type} with >= {min_elements} elements")
+            return _sample_composite(rng, diagram_type, domain, language, min_elements, max_elements, chains)
     t = rng.choice(candidates)
     cap = CAPACITY[diagram_type](t)
     if cap == 0:
         raise ValueError(f"topic {t['id']!r} cannot make a {diagram_type} diagram")
     n = min(rng.randint(min_elements, max_elements), cap)
     d = BUILDERS[diagram_type](rng, t, language, n, common(domain))
+    _style(rng, d)
+    return d
+
+
+def _chain_capacity(diagram_type: str, chain: list[dict]) -> int:
+    """How many elements a chain of topics can give (see :mod:`dicrepro.sample_composite`)."""
+    if diagram_type == "mindmap":
+        return _composite.mindmap_cap(chain)
+    return CAPACITY[diagram_type](_composite.merge_topics(chain))
+
+
+def _sample_composite(rng: random.Random, diagram_type: str, domain: str, language: str, min_elements: int,
+                      max_elements: int, chains: list[tuple[int, int]]) -> Diagram:
+    """An area-level diagram from a chain of consecutive topics that together reach the drawn size."""
+    fi, si = rng.choice(chains)
+    family = _composite.families(domain, diagram_type)[fi]
+    n = rng.randint(min_elements, max_elements)
+    chain = _composite.chain_from(diagram_type, family, si, n, _chain_capacity)
+    n = min(n, _chain_capacity(diagram_type, chain))
+    merged = _composite.merge_topics(chain, domain)
+    if diagram_type == "mindmap":
+        d = _composite.build_area_mindmap(rng, merged, language, n, common(domain))
+    else:
+        d = BUILDERS[diagram_type](rng, merged, language, n, common(domain))
+    if diagram_type in ("flowchart", "gantt"):
+        _composite.regroup_by_procedure(d, merged, language)
+    elif diagram_type == "architecture":
+        _composite.spread_sides(d)
+        _composite.group_by_topic(d, merged, language)
+    d.meta["topics"] = [t["id"] for t in chain]
+    log.debug("composite %s of %d topics: %s", diagram_type, len(chain), d.topic)
     _style(rng, d)
     return d
 
