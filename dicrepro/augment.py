@@ -107,3 +107,8 @@ def document_look(png: bytes, rng: random.Random) -> bytes:
     if rng.random() < 0.7:
         img = jpeg(img, rng)
     return _png(img)
+
+
+def blur(img: Image.Image, rng: random.Random) -> Image.Image:
+    """A soft Gaussian blur, as from an out-of-focus photo or a low-quality print."""
+    return img.filter(ImageFilter.GaussianBlur(radius=rng.uniform(0.6, 1.6)))

@@ -18,6 +18,7 @@ examples:
   dicrepro run params/paper.yaml --from sft1 # resume a run from stage-1 training
   dicrepro render diagrams/*.mmd --out png/  # render your own Mermaid files
   dicrepro synth --n 100 --out data/s1       # a stage-1 dataset without the notebooks
+  dicrepro augment data/s1 --out data/s1aug  # + scanned/JPEG/page-context variants
   dicrepro metrics --pred pred.jsonl --ref ref.jsonl
 """
 
@@ -58,6 +59,13 @@ def _cmd_synth(a: argparse.Namespace) -> int:
                          width=params.render.width, scale=params.render.scale) as r:
         dd = synthesize(spec, a.out, r)
     print(f"wrote {a.out}: {len(dd['train'])} train, {len(dd['test'])} test rows")
+    return 0
+
+
+def _cmd_augment(a: argparse.Namespace) -> int:
+    from .augment_dataset import augment_main
+
+    print(augment_main(a.src, a.out, seed=a.seed, kinds=a.kinds, copies=a.copies))
     return 0
 
 
@@ -127,6 +135,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="seed (default: the params file's)")
     p.add_argument("--params", default=DEFAULT_PARAMS, help="params YAML for types, languages, rendering")
     p.set_defaults(func=_cmd_synth)
+
+    p = sub.add_parser("augment", help="seeded realism augmentations of a dataset (clean rows kept)",
+                       description="Writes a new dataset: the train split's clean rows plus COPIES augmented "
+                                   "variants each (ids <id>~aug<k>, column `augment` says what ran); other "
+                                   "splits are copied unchanged so evaluation stays clean.")
+    p.add_argument("src", help="dataset folder (save_to_disk DatasetDict)")
+    p.add_argument("--out", required=True, help="output dataset folder")
+    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.add_argument("--kinds", nargs="+", default=["page", "scan", "jpeg", "rescale", "blur"],
+                   help="page scan jpeg rescale blur, or the preset 'document'")
+    p.add_argument("--copies", type=int, default=1, help="augmented variants per training row (default 1)")
+    p.set_defaults(func=_cmd_augment)
 
     p = sub.add_parser("describe", help="(re)write a dataset's descriptions with a rewriting backend",
                        description="Adds/overwrites description, view_global, view_partial, view_detail and "

@@ -59,5 +59,5 @@ def test_help_lists_every_command(capsys):
         main(["--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    for cmd in ("run", "render", "synth", "describe", "metrics", "figures", "check"):
+    for cmd in ("run", "render", "synth", "augment", "describe", "metrics", "figures", "check"):
         assert cmd in out
