@@ -26,7 +26,7 @@ import re
 
 from .graph import Diagram, Edge, Group, Node
 from .knowledge import DOMAINS, load_kb
-from .sample_structure import _diagram, _mind_branches, _topology
+from .sample_structure import _diagram, _mind_branches, _topology, deal_leaves
 
 # Areas whose topics chain into one end-to-end picture (a chain may cross from one to the next).
 AREA_FAMILIES = [("5g_ran", "5g_core"), ("services", "cloud_nfv_sdn"), ("switching", "ip_routing"),
@@ -228,18 +228,7 @@ def build_area_mindmap(rng: random.Random, merged: dict, lang: str, n: int, c: d
         # interleave the topic's aspects so its leaves are not all participants
         items = [x for group in zip(*[v + [None] * (40 - len(v)) for _, v in branches]) for x in group if x]
         queues.append(items)
-    budget, k = n - len(nodes), 0
-    while budget > 0 and any(queues):
-        bi = k % len(queues)
-        k += 1
-        if queues[bi]:
-            label = queues[bi].pop(0)
-            if label in seen:
-                continue
-            seen.add(label)
-            nodes.append(Node(f"l{len(nodes)}", label, "leaf"))
-            edges.append(Edge(f"b{bi}", nodes[-1].id))
-            budget -= 1
+    deal_leaves(queues, n - len(nodes), seen, nodes, edges)
     return _diagram(merged, "mindmap", lang, nodes=nodes, edges=edges)
 
 

@@ -200,8 +200,14 @@ def build_mindmap(rng: random.Random, t: dict, lang: str, n: int, c: dict) -> Di
         nodes.append(Node(bid, pick(c["mindmap_branches"][key], lang), "branch"))
         edges.append(Edge("root", bid))
         seen.add(nodes[-1].label)
-    # Deal leaves round-robin so every branch gets some before any gets many.
-    queues = [[x for x in items if x not in seen] for _, items in chosen]
+    deal_leaves([[x for x in items if x not in seen] for _, items in chosen], budget, seen, nodes, edges)
+    return _diagram(t, "mindmap", lang, nodes=nodes, edges=edges)
+
+
+def deal_leaves(queues: list[list[str]], budget: int, seen: set[str], nodes: list[Node],
+                edges: list[Edge]) -> None:
+    """Attach up to ``budget`` leaves to branches ``b0``, ``b1``... round-robin from their queues, so every
+    branch gets some before any gets many; labels already ``seen`` are skipped."""
     k = 0
     while budget > 0 and any(queues):
         bi = k % len(queues)
@@ -214,7 +220,6 @@ def build_mindmap(rng: random.Random, t: dict, lang: str, n: int, c: dict) -> Di
             nodes.append(Node(f"l{len(nodes)}", label, "leaf"))
             edges.append(Edge(f"b{bi}", nodes[-1].id))
             budget -= 1
-    return _diagram(t, "mindmap", lang, nodes=nodes, edges=edges)
 
 
 # --- architecture and block ----------------------------------------------------------------------------
