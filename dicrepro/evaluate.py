@@ -89,7 +89,7 @@ def _predict_all(params: Params, paths: RunPaths, name: str, model_dir: Path, ds
 
     out = paths.predictions / f"{name}__{kind}.jsonl"
     predict_to_jsonl(model_dir, name, ds, out, batch_size=params.eval.batch_size,
-                     max_new_tokens=params.eval.max_new_tokens)
+                     max_new_tokens=params.eval.max_new_tokens, model_params=params.model)
     return {r["id"]: r["text"] for r in read_jsonl(out)}
 
 

@@ -56,6 +56,9 @@ class ModelParams(_Strict):
                 raise ValueError("model.path is required when model.kind is 'local'")
             if not Path(self.path).expanduser().exists():
                 raise ValueError(f"model.path does not exist: {self.path}")
+        if self.min_pixels > self.max_pixels:
+            raise ValueError(f"model.min_pixels ({self.min_pixels}) is larger than model.max_pixels "
+                             f"({self.max_pixels})")
         return self
 
 

@@ -13,16 +13,18 @@ from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
-from transformers import AutoModelForImageTextToText, AutoProcessor
+from transformers import AutoModelForImageTextToText
 
 from .atomic import append_jsonl, read_jsonl
 from .collate import _rgb, chat_messages
+from .processor import load_processor
 
 log = logging.getLogger(__name__)
 
 
-def load_for_inference(model_dir: str | Path):
-    """``(model, processor)`` from a saved folder, in eval mode, on CUDA when there is one."""
+def load_for_inference(model_dir: str | Path, model_params=None):
+    """``(model, processor)`` from a saved folder, in eval mode, on CUDA when there is one; with
+    ``model_params`` (``params.model``) images are resized to the run's pixel limits."""
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").exists():
         raise FileNotFoundError(f"no model at {model_dir} (config.json missing)")
@@ -30,8 +32,7 @@ def load_for_inference(model_dir: str | Path):
     model = AutoModelForImageTextToText.from_pretrained(
         str(model_dir), dtype=torch.bfloat16 if cuda else torch.float32, device_map={"": 0} if cuda else None)
     model.eval()
-    processor = AutoProcessor.from_pretrained(str(model_dir))
-    return model, processor
+    return model, load_processor(model_dir, model_params)
 
 
 @torch.inference_mode()
@@ -54,14 +55,14 @@ def _batches(rows, batch_size: int):
 
 
 def generate(model_dir, rows, *, batch_size: int = 8, max_new_tokens: int = 160, model=None,
-             processor=None, on_batch=None) -> list[str]:
+             processor=None, on_batch=None, model_params=None) -> list[str]:
     """Greedy answers for ``rows`` (dicts or a Dataset with ``image`` and ``prompt``), in order.
 
     ``on_batch(rows, texts)`` is called after every batch (used to append predictions as they come).
     A tqdm bar shows samples/s.
     """
     if model is None or processor is None:
-        model, processor = load_for_inference(model_dir)
+        model, processor = load_for_inference(model_dir, model_params)
     texts: list[str] = []
     bar = tqdm(total=len(rows), desc=f"generate {Path(str(model_dir)).name}", unit="sample")
     t0 = time.time()
@@ -77,7 +78,7 @@ def generate(model_dir, rows, *, batch_size: int = 8, max_new_tokens: int = 160,
 
 
 def predict_to_jsonl(model_dir, model_name: str, dataset, out_path, *, batch_size: int = 8,
-                     max_new_tokens: int = 160) -> Path:
+                     max_new_tokens: int = 160, model_params=None) -> Path:
     """Append ``{"model", "id", "prompt", "text"}`` lines for every row of ``dataset`` to ``out_path``.
 
     Ids already in the file are skipped, so a rerun costs nothing and a crash loses at most one batch.
@@ -95,5 +96,6 @@ def predict_to_jsonl(model_dir, model_name: str, dataset, out_path, *, batch_siz
         for row, text in zip(batch, texts):
             append_jsonl(out_path, {"model": model_name, "id": row["id"], "prompt": row["prompt"], "text": text})
 
-    generate(model_dir, rows, batch_size=batch_size, max_new_tokens=max_new_tokens, on_batch=write)
+    generate(model_dir, rows, batch_size=batch_size, max_new_tokens=max_new_tokens, on_batch=write,
+             model_params=model_params)
     return out_path

@@ -45,11 +45,39 @@ class StageInputError(ValueError):
     """A stage's input (model folder, previous stage or dataset) is missing or malformed."""
 
 
-def params_hash(params) -> str:
-    """Hash of the params that decide a stage's weights (seed, model, sft), for lineage and skipping."""
+def params_hash(params, stage: int) -> str:
+    """Hash of the params that decide stage ``stage``'s weights, for lineage and skipping: the seed, the
+    model and the sft section, without the other stages' ``sft.stageN`` entries and without
+    ``sft.resume`` (changing stage 3's learning rate must not retrain stages 1 and 2)."""
     d = dump_params(params)
-    key = json.dumps({k: d[k] for k in ("seed", "model", "sft")}, sort_keys=True)
+    sft = {k: v for k, v in d["sft"].items()
+           if k != "resume" and not (k.startswith("stage") and k != f"stage{stage}")}
+    key = json.dumps({"seed": d["seed"], "model": d["model"], "sft": sft}, sort_keys=True)
     return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+_HASH_CONTENT_BELOW = 512 * 2**20  # bytes: a folder this small is hashed by content, a larger one by listing
+
+
+def input_identity(inputs: dict) -> str:
+    """What a stage starts from, as a hash that changes whenever that input changes: the previous stage's
+    ``lineage.json`` (written anew by every training), or for stage 1 the base model folder: by content
+    when it is small (the tiny stand-in, rebuilt byte-identically from its seed), else by ``config.json``
+    and the names, sizes and modification times of its files (hashing 15 GB of a 7B model would take
+    minutes). A stage whose input changed is trained again even though the input's path is the same."""
+    h = hashlib.sha256()
+    if inputs["previous_stage"] is not None:
+        h.update((Path(inputs["previous_stage"]) / "lineage.json").read_bytes())
+        return h.hexdigest()[:16]
+    files = sorted(f for f in Path(inputs["model"]).iterdir() if f.is_file())
+    by_content = sum(f.stat().st_size for f in files) < _HASH_CONTENT_BELOW
+    for f in files:
+        if by_content or f.name == "config.json":
+            h.update(f.name.encode() + b"\0" + f.read_bytes())
+        else:
+            st = f.stat()
+            h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
 
 
 def load_stage_data(folder: Path):
@@ -150,7 +178,9 @@ def _sft_config(params, stage: int, out: Path, backend: str):
         save_total_limit=2, seed=params.seed, data_seed=params.seed, report_to="none",
         bf16=s.bf16 and cuda, use_cpu=not cuda, dataloader_num_workers=0,
         # Gradient checkpointing trades compute for memory: only worth it for large models on a GPU.
-        activation_checkpointing=cuda,
+        # Unsloth brings its own (use_gradient_checkpointing="unsloth", offloaded to CPU RAM), set on
+        # the model when it is loaded; the Trainer's would replace it with the plain one.
+        activation_checkpointing=cuda and backend != "unsloth",
         optim="adamw_8bit" if cuda and (backend == "unsloth" or s.load_in_4bit) else "adamw_torch",
         # The collator needs the raw columns (image, prompt, target): TRL must neither drop nor
         # pre-tokenize them. Truncation is the collator's job (it checks image tokens first).
@@ -193,9 +223,9 @@ def train_stage(params, stage: int, *, callbacks: list | None = None) -> Path:
     data_dir = paths.stage_data(stage)
     train, n_replay, replay_hashes = mix_replay(params, stage, load_stage_data(data_dir))
     out = paths.stage_model(stage)
-    expect = {"status": "done", "params_hash": params_hash(params), "data_hash": dataset_hash(data_dir),
-              "replay_data_hashes": replay_hashes,
-              "input_model": str(inputs["model"]), "input_adapter": str(inputs["adapter"] or "")}
+    expect = {"status": "done", "params_hash": params_hash(params, stage), "data_hash": dataset_hash(data_dir),
+              "replay_data_hashes": replay_hashes, "input_model": str(inputs["model"]),
+              "input_adapter": str(inputs["adapter"] or ""), "input_identity": input_identity(inputs)}
     if _finished(out, expect):
         log.info("stage %d already trained with these inputs: %s (delete it to retrain)", stage, out)
         return out

@@ -11,10 +11,13 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import sys
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForImageTextToText, AutoProcessor
+
+# transformers, peft and trl are imported inside the functions: importing this module must leave them
+# unimported, so that preload_unsloth() can still come first.
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +63,27 @@ def resolve_backend(name: str) -> str:
     return name
 
 
+def preload_unsloth(params) -> bool:
+    """Import unsloth now when this run will train with it (``sft.backend`` unsloth, or auto on one CUDA
+    GPU with unsloth installed); returns whether it did.
+
+    Unsloth patches transformers, peft and trl when it is imported: imported after them it warns and
+    applies only part of its speed-ups. Call this first thing, before ``dicrepro.sft`` (04_sft.ipynb and
+    ``python -m dicrepro.train_stage`` do). Without CUDA it does nothing: ``train_stage`` then fails with
+    the clear error of :func:`resolve_backend` (or picks ``hf`` under ``auto``).
+    """
+    name = params.sft.backend
+    if name == "hf" or world_size() > 1 or not (cuda_available() and unsloth_importable()):
+        return False
+    late = [m for m in ("transformers", "peft", "trl") if m in sys.modules]
+    if late:
+        log.warning("unsloth is imported after %s: some of its patches may not apply; import "
+                    "dicrepro.sft_backends.preload_unsloth(params) before anything else", ", ".join(late))
+    import unsloth  # noqa: F401, PLC0415 (its import patches transformers, peft and trl)
+
+    return True
+
+
 def lora_target_regex(lora) -> str:
     """A PEFT ``target_modules`` regex: the language model's linears, plus the vision tower's when
     ``lora.finetune_vision_layers`` (``all-linear`` in PEFT would always include the vision tower)."""
@@ -92,7 +116,9 @@ def load_hf(params, model_path: Path, adapter_path: Path | None):
     """transformers + PEFT: the model at ``model_path`` with a fresh LoRA adapter, or with the adapter at
     ``adapter_path`` loaded trainable (``continue_from: adapter``)."""
     from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
-    from transformers import set_seed
+    from transformers import AutoModelForImageTextToText, set_seed
+
+    from .processor import load_processor
 
     # LoRA's A matrices are drawn from the global RNG: seed it here, not only later in the Trainer, so the
     # adapter's initial weights depend on params.seed alone.
@@ -120,14 +146,15 @@ def load_hf(params, model_path: Path, adapter_path: Path | None):
                          target_modules=lora_target_regex(lora), task_type="CAUSAL_LM",
                          modules_to_save=modules_to_save(params) or None)
         model = get_peft_model(model, cfg)
-    processor = AutoProcessor.from_pretrained(str(model_path))
-    return model, processor
+    return model, load_processor(model_path, params.model)
 
 
 def load_unsloth(params, model_path: Path, adapter_path: Path | None):
     """Unsloth's FastVisionModel with 4-bit QLoRA (its Qwen2.5-VL notebook's call sequence)."""
     resolve_backend("unsloth")  # fails at once, naming the hf backend, without CUDA or unsloth
     from unsloth import FastVisionModel  # noqa: PLC0415 (lazy: it needs CUDA at import time)
+
+    from .processor import load_processor
 
     source = adapter_path if adapter_path is not None else model_path
     model, _tok = FastVisionModel.from_pretrained(str(source), load_in_4bit=params.sft.load_in_4bit,
@@ -140,7 +167,7 @@ def load_unsloth(params, model_path: Path, adapter_path: Path | None):
             lora_dropout=lora.dropout, bias="none", random_state=params.seed)
     FastVisionModel.for_training(model)
     # The processor comes from the model folder itself, so both backends tokenize identically.
-    return model, AutoProcessor.from_pretrained(str(model_path))
+    return model, load_processor(model_path, params.model)
 
 
 BACKENDS = {"hf": load_hf, "unsloth": load_unsloth}
@@ -150,9 +177,13 @@ def merge_adapter(params, base_path: Path, adapter_dir: Path, out_dir: Path) -> 
     """Merge ``adapter_dir`` into a fresh (unquantized) copy of ``base_path`` and save it with the
     processor: a plain checkpoint that AutoModelForImageTextToText loads without PEFT."""
     from peft import PeftModel
+    from transformers import AutoModelForImageTextToText
+
+    from .processor import load_processor
 
     dtype = torch.bfloat16 if params.sft.bf16 and cuda_available() else torch.float32
     base = AutoModelForImageTextToText.from_pretrained(str(base_path), dtype=dtype)
     merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
     merged.save_pretrained(str(out_dir), safe_serialization=True)
-    AutoProcessor.from_pretrained(str(base_path)).save_pretrained(str(out_dir))
+    # The merged folder carries the run's image size, so evaluating it needs no params.
+    load_processor(base_path, params.model).save_pretrained(str(out_dir))

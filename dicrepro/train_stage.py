@@ -66,13 +66,19 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format=f"%(asctime)s [rank {rank}/{world}] %(levelname)s %(name)s: %(message)s")
     from .params import ParamsError, load_params
-    from .sft import StageInputError, train_stage
-    from .sft_backends import BackendUnavailable
+    from .sft_backends import BackendUnavailable, preload_unsloth
 
     try:
         params = load_params(args.params, _overrides(args.set))
+    except ParamsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    preload_unsloth(params)  # before dicrepro.sft imports transformers, peft and trl
+    from .sft import StageInputError, train_stage
+
+    try:
         out = train_stage(params, args.stage)
-    except (ParamsError, StageInputError, BackendUnavailable) as e:
+    except (StageInputError, BackendUnavailable) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if rank == 0:

@@ -83,7 +83,10 @@ NOTEBOOKS = {
                "a model card, the loss curve and its lineage."),
         ("params", PARAMS + "\nstage = 1"),
         ("code", SETUP),
-        ("code", "from dicrepro.sft import train_stage\nstage_dir = train_stage(params, int(stage))\nstage_dir"),
+        ("code", "from dicrepro.sft_backends import preload_unsloth\n"
+                 "# Unsloth patches transformers, peft and trl: it must be imported before them (no-op without a GPU)\n"
+                 "preload_unsloth(params)\n"
+                 "from dicrepro.sft import train_stage\nstage_dir = train_stage(params, int(stage))\nstage_dir"),
         ("code", "import pandas as pd\nloss = pd.read_csv(stage_dir / 'loss.csv')\nloss.plot(x='step', y='loss', title=f'stage {stage} training loss');\nloss.tail()"),
         ("code", "print((stage_dir / 'lineage.json').read_text())"),
     ],

@@ -71,3 +71,9 @@ def test_unknown_language_and_bad_yaml(tmp_path):
 def test_overrides_use_dotted_keys():
     params = load_params(REPO / "params" / "tiny.yaml", overrides={"stage1.n": 7, "seed": 9})
     assert params.stage1.n == 7 and params.seed == 9
+
+
+def test_pixel_limits_must_be_ordered(tmp_path):
+    p = write(tmp_path, "model:\n  min_pixels: 100000\n  max_pixels: 50176\n")
+    with pytest.raises(ParamsError, match=r"model.min_pixels \(100000\) is larger than model.max_pixels"):
+        load_params(p)

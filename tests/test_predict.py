@@ -62,3 +62,19 @@ def test_predictions_jsonl_is_appended_and_reused(model_dir, test_rows, tmp_path
 def test_missing_model_folder_is_named(tmp_path, test_rows):
     with pytest.raises(FileNotFoundError, match="no model at .*nowhere"):
         generate(tmp_path / "nowhere", test_rows, batch_size=2, max_new_tokens=2)
+
+
+def test_the_runs_pixel_limits_decide_the_image_tokens(model_dir, test_rows):
+    from dicrepro.params import ModelParams
+
+    image = test_rows[0]["image"].convert("RGB")
+
+    def grid(processor):
+        return processor.image_processor(images=[image], return_tensors="pt")["image_grid_thw"][0].tolist()
+
+    _, shipped = load_for_inference(model_dir)  # the folder's own limit: 12544 pixels
+    _, larger = load_for_inference(model_dir, ModelParams(max_pixels=4 * 12544))
+    t, h, w = grid(shipped)
+    assert h * w * 14 * 14 <= 12544
+    t2, h2, w2 = grid(larger)
+    assert h2 * w2 > h * w and h2 * w2 * 14 * 14 <= 4 * 12544

@@ -103,6 +103,25 @@ def test_finished_stage_is_not_retrained(params, caplog):
     assert "already trained" in caplog.text
 
 
+def test_only_what_a_stage_depends_on_retrains_it(params, caplog):
+    caplog.set_level("INFO", logger="dicrepro.sft")
+    first = json.loads((train_stage(params, 1) / "lineage.json").read_text())
+    train_stage(params, 2)
+    # stage 3's learning rate is no input of stages 1 and 2
+    params.sft.stage3.learning_rate = 5e-3
+    caplog.clear()
+    train_stage(params, 1)
+    train_stage(params, 2)
+    assert caplog.text.count("already trained") == 2
+    # stage 1 retrained with another learning rate: stage 2 starts from a changed model, so it retrains too
+    params.sft.stage1.learning_rate = 5e-3
+    caplog.clear()
+    again = json.loads((train_stage(params, 1) / "lineage.json").read_text())
+    assert again["params_hash"] != first["params_hash"]
+    train_stage(params, 2)
+    assert "already trained" not in caplog.text
+
+
 def test_killed_stage_resumes_from_its_last_checkpoint(params):
     from transformers import TrainerCallback
 
@@ -148,6 +167,20 @@ def test_unsloth_without_gpu_fails_at_once_naming_hf(params):
     with pytest.raises(BackendUnavailable, match="hf"):
         train_stage(params, 1)
     assert resolve_backend("auto") == "hf"
+
+
+def test_unsloth_can_still_be_imported_first():
+    """04_sft.ipynb imports params, workflow, show and sft_backends before training: none of them may
+    import transformers, peft or trl, else Unsloth (imported by preload_unsloth) comes too late."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from dicrepro.params import Params; from dicrepro import workflow, show; "
+            "from dicrepro.sft_backends import preload_unsloth; p = Params(); p.sft.backend = 'hf'; "
+            "assert preload_unsloth(p) is False; "
+            "print(sorted(m for m in ('transformers', 'peft', 'trl') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_missing_base_model(params, tmp_path):
