@@ -289,6 +289,10 @@ def main(argv=None) -> int:
                                       else "params/paper.yaml")
     args.data = args.data or args.run_dir / "data" / "stage1"
     processor = args.processor or args.run_dir / "models" / "base"
+    for what, path in (("data", args.data), ("processor", processor)):
+        if not path.exists():
+            ap.error(f"{what} folder {path} does not exist: run `make reproduce` first (it builds "
+                     f"{args.run_dir}), or pass --{what}")
     scratch = tempfile.TemporaryDirectory(prefix="dicrepro-bench-") if args.work is None else None
     args.work = Path(scratch.name) if scratch else args.work
     if args.model is None:

@@ -118,6 +118,22 @@ def _write_gallery(params: Params, paths: RunPaths, cap_ds, preds: dict[str, dic
                       "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 
+def _write_model_cards(params: Params, paths: RunPaths, captions: pd.DataFrame, objective: pd.DataFrame) -> None:
+    """Each evaluated stage's model card gets the overall scores of every evaluated model."""
+    from .sft import write_card_evaluation
+
+    obj = {r["model"]: r for r in objective.to_dict("records")}
+    rows = []
+    for r in captions.to_dict("records"):
+        o = obj.get(r["model"], {})
+        rows.append({**r, "n_captions": r["n"], "n_objective": o.get("n"), "accuracy": o.get("accuracy"),
+                     "unparsed": o.get("unparsed"), "chance": o.get("chance")})
+    for r in rows:
+        name = r["model"]
+        if name in ("stage1", "stage2", "stage3") and (paths.stage_model(int(name[-1])) / "lineage.json").exists():
+            write_card_evaluation(params, int(name[-1]), rows)
+
+
 def evaluate(params: Params) -> dict[str, pd.DataFrame]:
     """Predict with every model, score, and write RUN/results/*.csv + meta.json. Returns the overall tables."""
     paths = RunPaths(Path(params.run_dir))
@@ -154,4 +170,5 @@ def evaluate(params: Params) -> dict[str, pd.DataFrame]:
     _write_gallery(params, paths, cap_ds, cap_preds)
     overall_c = captions[captions.group_by == "overall"].drop(columns=["group_by", "group"])
     overall_o = objective[objective.group_by == "overall"].drop(columns=["group_by", "group"])
+    _write_model_cards(params, paths, overall_c, overall_o)
     return {"captions": overall_c.reset_index(drop=True), "objective": overall_o.reset_index(drop=True)}

@@ -303,8 +303,39 @@ def _save_stage(params, stage: int, out: Path, model, trained_on: Path, lineage:
              lineage["first_loss"], lineage["final_loss"], out)
 
 
-def model_card(params, stage: int, lineage: dict) -> str:
-    """The stage's README.md: Hugging Face front matter, then what was trained on what, and how it went."""
+def write_card_evaluation(params, stage: int, rows: list[dict]) -> Path:
+    """Rewrite stage ``stage``'s model card with its held-out scores beside the other models' (05_evaluate
+    calls this). ``rows``: one dict per model, ``{"model", "n_captions", "bleu1".."cider", "n_objective",
+    "accuracy", "unparsed", "chance"}`` (scores as fractions)."""
+    out = RunPaths(Path(params.run_dir)).stage_model(stage)
+    lineage = json.loads((out / "lineage.json").read_text())
+    write_text_atomic(out / "README.md", model_card(params, stage, lineage, rows))
+    return out / "README.md"
+
+
+def _evaluation_section(stage: int, rows: list[dict]) -> str:
+    keys = [("bleu1", "BLEU-1"), ("bleu4", "BLEU-4"), ("meteor", "METEOR"), ("rougeL", "ROUGE-L"),
+            ("cider", "CIDEr-D"), ("accuracy", "objective accuracy")]
+    head = "| model | " + " | ".join(name for _, name in keys) + " | unparsed | chance |"
+    lines = ["## Evaluation (held-out diagrams; scores in %, CIDEr-D as is)", "", head, "|---" * (len(keys) + 3) + "|"]
+    for r in rows:
+        name = f"**{r['model']}**" if r["model"] == f"stage{stage}" else r["model"]
+        cells = [("-" if r.get(k) is None else f"{r[k]:.3f}" if k == "cider" else f"{100 * r[k]:.1f}")
+                 for k, _ in keys]
+        if r.get("n_objective") is not None:
+            cells += [f"{r['unparsed']} of {r['n_objective']}", f"{100 * r['chance']:.1f}"]
+        else:
+            cells += ["-", "-"]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    n = next((r["n_captions"] for r in rows if r.get("n_captions")), "?")
+    lines += ["", f"Captions: corpus BLEU and the other metrics on {n} held-out captions; objective accuracy "
+              "counts unparsed answers as wrong. Full tables: the run's `results/` folder."]
+    return "\n".join(lines) + "\n"
+
+
+def model_card(params, stage: int, lineage: dict, evaluation: list[dict] | None = None) -> str:
+    """The stage's README.md: Hugging Face front matter, then what was trained on what, and how it went;
+    with ``evaluation`` (see :func:`write_card_evaluation`) also its scores."""
     from .tiny_model import TINY_NOTE
 
     base = lineage["base_model"]
@@ -338,5 +369,5 @@ PEFT adapter.
 | loss first -> final | {fmt(lineage['first_loss'])} -> {fmt(lineage['final_loss'])} |
 | params hash | `{lineage['params_hash']}` |
 
-Evaluation results are in the run's `results/` folder (05_evaluate).
+{_evaluation_section(stage, evaluation) if evaluation else "Evaluation: not yet run (05_evaluate adds its scores here)."}
 """

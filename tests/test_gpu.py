@@ -63,21 +63,19 @@ def _train_two_stages(params):
     from safetensors.torch import load_file
     from transformers import AutoModelForImageTextToText
 
-    from dicrepro.paths import RunPaths
     from dicrepro.sft import train_stage
 
-    paths = RunPaths(params.run_dir)
-    previous = paths.base_model
     for stage in (1, 2):
         out = train_stage(params, stage)
         lineage = json.loads((out / "lineage.json").read_text())
         assert lineage["backend"] == params.sft.backend and lineage["global_step"] == 3
         assert lineage["final_loss"] == lineage["final_loss"]  # not NaN
-        before, after = load_file(previous / "model.safetensors"), load_file(out / "merged" / "model.safetensors")
-        assert before.keys() == after.keys()
-        assert any(not torch.equal(before[k].float(), after[k].float()) for k in before)
-        AutoModelForImageTextToText.from_pretrained(out / "merged")
-        previous = out / "merged"
+        # LoRA's B matrices start at zero: any non-zero one was trained
+        adapter = load_file(out / "adapter" / "adapter_model.safetensors")
+        lora_b = [v for k, v in adapter.items() if "lora_B" in k]
+        assert lora_b and any(v.abs().sum() > 0 for v in lora_b)
+        merged = AutoModelForImageTextToText.from_pretrained(out / "merged")
+        assert merged.config.model_type == "qwen2_5_vl"
 
 
 @needs_bnb

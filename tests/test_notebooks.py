@@ -97,6 +97,17 @@ def test_results_tables_have_every_model_and_sane_scores(run):
     assert meta["tiny_model"] and meta["standin_stage2"]
 
 
+def test_stage_model_cards_show_the_evaluation(run):
+    cap = pd.read_csv(run["root"] / "results" / "caption_scores.csv")
+    overall = cap[cap.group_by == "overall"].set_index("model")
+    for k in (1, 2, 3):
+        card = (run["root"] / "models" / f"stage{k}" / "README.md").read_text()
+        assert "## Evaluation" in card and "NOT Qwen2.5-VL-7B" in card
+        row = next(line for line in card.splitlines() if line.startswith(f"| **stage{k}** |"))
+        assert row.split("|")[2].strip() == f"{100 * overall.loc[f'stage{k}', 'bleu1']:.1f}"
+        assert "| base |" in card
+
+
 def test_figures_were_regenerated(run):
     pngs = sorted(p.name for p in run["figures"].glob("*.png"))
     pdfs = sorted(p.name for p in run["figures"].glob("*.pdf"))
