@@ -165,6 +165,16 @@ def stage_inputs(params, stage: int) -> dict:
             "previous_stage": prev}
 
 
+def _checkpointing_arg(config_cls, on: bool) -> dict:
+    """``{name: on}`` for gradient checkpointing in this transformers: ``activation_checkpointing`` from
+    5.2x on (``gradient_checkpointing`` is then a deprecated alias), ``gradient_checkpointing`` before
+    (5.17, as on the lent GPU machine's image, has no ``activation_checkpointing`` argument)."""
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    return {"activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing": on}
+
+
 def _sft_config(params, stage: int, out: Path, backend: str):
     from trl import SFTConfig
 
@@ -180,7 +190,7 @@ def _sft_config(params, stage: int, out: Path, backend: str):
         # Gradient checkpointing trades compute for memory: only worth it for large models on a GPU.
         # Unsloth brings its own (use_gradient_checkpointing="unsloth", offloaded to CPU RAM), set on
         # the model when it is loaded; the Trainer's would replace it with the plain one.
-        activation_checkpointing=cuda and backend != "unsloth",
+        **_checkpointing_arg(SFTConfig, cuda and backend != "unsloth"),
         optim="adamw_8bit" if cuda and (backend == "unsloth" or s.load_in_4bit) else "adamw_torch",
         # The collator needs the raw columns (image, prompt, target): TRL must neither drop nor
         # pre-tokenize them. Truncation is the collator's job (it checks image tokens first).

@@ -20,11 +20,12 @@ LIMIT_MIB=58
 
 # --- pins -------------------------------------------------------------------------------------------------
 # Newest unsloth/unsloth_zoo pair that accepts torch 2.11 (<2.15) and transformers 5.17 (<=5.17.0). It caps
-# trl<=1.15.0 and datasets<5.0.0, so those two are one step behind the CPU venv (trl 1.16.0, datasets 5.2.0).
+# trl<=1.15.0 and datasets<5.0.0, so those two are behind the CPU venv (trl 1.16.0, datasets 5.2.0).
 UNSLOTH=2026.10.9
 UNSLOTH_ZOO=2026.10.9
-TRL=1.15.0                 # project needs >=0.24; newest that unsloth accepts
-DATASETS=4.8.5             # newest <5 (unsloth's cap); trl 1.15 needs >=4.7
+TRL=1.14.0                 # unsloth allows <=1.15.0; 1.15.0's fused LM head needs Triton on a GPU, so its CPU run
+                           # fails; 1.14.0 passes tests/test_sft.py on CPU with transformers 5.17 (scripts/check_gpu_stack_on_cpu.sh)
+DATASETS=4.8.5             # newest <5 (unsloth's cap); trl needs >=4.7
 PEFT=0.21.2                # the image's peft version is unknown; unsloth needs >=0.18; same as the CPU venv
 PYDANTIC=2.14.4            # dicrepro.params; same as the CPU venv
 PYDANTIC_CORE=2.50.5       # pydantic 2.14.4 pins it exactly (compiled, cp312)
