@@ -150,23 +150,30 @@ def load_hf(params, model_path: Path, adapter_path: Path | None):
 
 
 def load_unsloth(params, model_path: Path, adapter_path: Path | None):
-    """Unsloth's FastVisionModel with 4-bit QLoRA (its Qwen2.5-VL notebook's call sequence)."""
+    """Unsloth's FastVisionModel with 4-bit QLoRA, or 16-bit LoRA without ``sft.load_in_4bit`` (its
+    Qwen2.5-VL notebook's call sequence; arguments as in unsloth 2026.10)."""
     resolve_backend("unsloth")  # fails at once, naming the hf backend, without CUDA or unsloth
     from unsloth import FastVisionModel  # noqa: PLC0415 (lazy: it needs CUDA at import time)
 
     from .processor import load_processor
 
+    s, lora = params.sft, params.sft.lora
+    # An adapter folder loads as its base model plus that adapter (adapter_config.json names the base).
     source = adapter_path if adapter_path is not None else model_path
-    model, _tok = FastVisionModel.from_pretrained(str(source), load_in_4bit=params.sft.load_in_4bit,
-                                                  use_gradient_checkpointing="unsloth")
+    model, _processor = FastVisionModel.from_pretrained(
+        str(source), max_seq_length=s.max_length, dtype=torch.bfloat16 if s.bf16 else None,
+        load_in_4bit=s.load_in_4bit, load_in_16bit=not s.load_in_4bit, use_gradient_checkpointing="unsloth",
+        random_state=params.seed)
     if adapter_path is None:
-        lora = params.sft.lora
         model = FastVisionModel.get_peft_model(
             model, finetune_vision_layers=lora.finetune_vision_layers, finetune_language_layers=True,
             finetune_attention_modules=True, finetune_mlp_modules=True, r=lora.r, lora_alpha=lora.alpha,
-            lora_dropout=lora.dropout, bias="none", random_state=params.seed)
+            lora_dropout=lora.dropout, bias="none", random_state=params.seed,
+            target_modules=None if lora.target_modules == "all-linear" else list(lora.target_modules),
+            modules_to_save=modules_to_save(params) or None)
     FastVisionModel.for_training(model)
-    # The processor comes from the model folder itself, so both backends tokenize identically.
+    # The processor comes from the model folder itself, at the run's image size, so both backends
+    # tokenize identically.
     return model, load_processor(model_path, params.model)
 
 
