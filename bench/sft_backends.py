@@ -110,6 +110,8 @@ def build_shape(shape: str, processor_dir: Path, out: Path, seed: int) -> Path:
     load_processor(processor_dir).save_pretrained(str(tmp))
     tmp.rename(out)
     del model
+    if device == "cuda":
+        torch.cuda.empty_cache()  # the variants' processes need the memory, not this one
     print(f"built {shape}: {n / 1e9:.2f} B parameters, random init, in {time.time() - t0:.0f} s -> {out}",
           flush=True)
     return out
@@ -289,7 +291,8 @@ def main(argv=None) -> int:
                                       else "params/paper.yaml")
     args.data = args.data or args.run_dir / "data" / "stage1"
     processor = args.processor or args.run_dir / "models" / "base"
-    for what, path in (("data", args.data), ("processor", processor)):
+    needed = [("data", args.data)] + ([("processor", processor)] if args.model is None else [])
+    for what, path in needed:
         if not path.exists():
             ap.error(f"{what} folder {path} does not exist: run `make reproduce` first (it builds "
                      f"{args.run_dir}), or pass --{what}")

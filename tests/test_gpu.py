@@ -15,6 +15,9 @@ pytestmark = [
     pytest.mark.gpu,
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
 ]
+if torch.cuda.is_available() and importlib.util.find_spec("unsloth") is not None:
+    import unsloth  # noqa: F401  (before transformers, as preload_unsloth does in the pipeline)
+
 needs_unsloth = pytest.mark.skipif(importlib.util.find_spec("unsloth") is None, reason="unsloth not installed")
 needs_bnb = pytest.mark.skipif(importlib.util.find_spec("bitsandbytes") is None, reason="bitsandbytes not installed")
 os.environ["HF_HUB_OFFLINE"] = "1"
