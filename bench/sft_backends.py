@@ -287,6 +287,9 @@ def main(argv=None) -> int:
         return 0
 
     cuda = _cuda()
+    if args.model is None and args.shape in SHAPES and not cuda:
+        ap.error(f"--shape {args.shape} builds a {args.shape.upper()}-parameter model in float32: on CPU use "
+                 "--shape tiny or --model DIR")
     args.params = args.params or Path("params/tiny.yaml" if args.shape == "tiny" and not args.model
                                       else "params/paper.yaml")
     args.data = args.data or args.run_dir / "data" / "stage1"
