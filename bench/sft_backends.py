@@ -30,6 +30,7 @@ tiny base). The rows come from ``--data`` (default: the run's stage-1 dataset).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -139,7 +140,7 @@ def worker(args) -> dict:
     from dicrepro.collate import VisionSFTCollator
     from dicrepro.params import load_params
     from dicrepro.sft import _sft_config
-    from dicrepro.sft_backends import BACKENDS, resolve_backend
+    from dicrepro.sft_backends import BACKENDS
 
     params = load_params(args.params, {
         "model.kind": "local", "model.path": str(args.model), "sft.backend": backend,
@@ -147,7 +148,6 @@ def worker(args) -> dict:
         "sft.stage1.max_steps": args.warmup + args.steps, "run_dir": str(args.work / "run"),
         **({"sft.batch_size": args.batch_size} if args.batch_size else {}),
         **({"sft.grad_accum": args.grad_accum} if args.grad_accum else {})})
-    resolve_backend(backend)
     s = params.sft
     rows = _rows(args.data, s.batch_size * s.grad_accum * (args.warmup + args.steps))
     cuda = torch.cuda.is_available()
@@ -193,19 +193,15 @@ def worker(args) -> dict:
 
 
 def _skip_reason(variant: str, cuda: bool) -> str | None:
+    from dicrepro.sft_backends import unsloth_importable
+
     backend, four_bit = VARIANTS[variant]
     if (backend == "unsloth" or four_bit) and not cuda:
         return "needs a CUDA GPU"
-    if backend == "unsloth":
-        import importlib.util
-
-        if importlib.util.find_spec("unsloth") is None:
-            return "unsloth is not installed (pip install -e .[gpu])"
-    if four_bit:
-        import importlib.util
-
-        if importlib.util.find_spec("bitsandbytes") is None:
-            return "bitsandbytes is not installed (pip install -e .[gpu])"
+    if backend == "unsloth" and not unsloth_importable():
+        return "unsloth is not installed (pip install -e .[gpu])"
+    if four_bit and importlib.util.find_spec("bitsandbytes") is None:
+        return "bitsandbytes is not installed (pip install -e .[gpu])"
     return None
 
 

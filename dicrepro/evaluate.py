@@ -128,10 +128,10 @@ def _write_model_cards(params: Params, paths: RunPaths, captions: pd.DataFrame, 
         o = obj.get(r["model"], {})
         rows.append({**r, "n_captions": r["n"], "n_objective": o.get("n"), "accuracy": o.get("accuracy"),
                      "unparsed": o.get("unparsed"), "chance": o.get("chance")})
-    for r in rows:
-        name = r["model"]
-        if name in ("stage1", "stage2", "stage3") and (paths.stage_model(int(name[-1])) / "lineage.json").exists():
-            write_card_evaluation(params, int(name[-1]), rows)
+    evaluated = {r["model"] for r in rows}
+    for k in (1, 2, 3):
+        if f"stage{k}" in evaluated and (paths.stage_model(k) / "lineage.json").exists():
+            write_card_evaluation(params, k, rows)
 
 
 def evaluate(params: Params) -> dict[str, pd.DataFrame]:

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from transformers import AutoProcessor
-
 
 def load_processor(path: str | Path, model_params=None):
     """``AutoProcessor`` of the folder ``path``; with ``model_params`` (a run's ``params.model``) its image
     processor resizes to ``model_params.min_pixels`` .. ``model_params.max_pixels`` pixels."""
+    # Imported here, not at the top: dicrepro.sft_backends imports this module and must leave transformers
+    # unimported until preload_unsloth() has run.
+    from transformers import AutoProcessor
+
     if model_params is None:
         return AutoProcessor.from_pretrained(str(path))
     size = {"shortest_edge": model_params.min_pixels, "longest_edge": model_params.max_pixels}

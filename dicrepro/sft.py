@@ -31,6 +31,7 @@ from datasets import concatenate_datasets, load_from_disk
 
 from .atomic import replace_dir_atomic, write_json_atomic, write_text_atomic
 from .collate import VisionSFTCollator
+from .manifest import sha256_file
 from .params import dump_params
 from .paths import RunPaths
 from .sft_backends import BACKENDS, cuda_available, merge_adapter, resolve_backend
@@ -73,7 +74,7 @@ def input_identity(inputs: dict) -> str:
     by_content = sum(f.stat().st_size for f in files) < _HASH_CONTENT_BELOW
     for f in files:
         if by_content or f.name == "config.json":
-            h.update(f.name.encode() + b"\0" + f.read_bytes())
+            h.update(f"{f.name}:{sha256_file(f)}".encode())
         else:
             st = f.stat()
             h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from .processor import load_processor
+
 # transformers, peft and trl are imported inside the functions: importing this module must leave them
 # unimported, so that preload_unsloth() can still come first.
 
@@ -118,8 +120,6 @@ def load_hf(params, model_path: Path, adapter_path: Path | None):
     from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForImageTextToText, set_seed
 
-    from .processor import load_processor
-
     # LoRA's A matrices are drawn from the global RNG: seed it here, not only later in the Trainer, so the
     # adapter's initial weights depend on params.seed alone.
     set_seed(params.seed)
@@ -155,8 +155,6 @@ def load_unsloth(params, model_path: Path, adapter_path: Path | None):
     resolve_backend("unsloth")  # fails at once, naming the hf backend, without CUDA or unsloth
     from unsloth import FastVisionModel  # noqa: PLC0415 (lazy: it needs CUDA at import time)
 
-    from .processor import load_processor
-
     s, lora = params.sft, params.sft.lora
     # An adapter folder loads as its base model plus that adapter (adapter_config.json names the base).
     source = adapter_path if adapter_path is not None else model_path
@@ -185,8 +183,6 @@ def merge_adapter(params, base_path: Path, adapter_dir: Path, out_dir: Path) -> 
     processor: a plain checkpoint that AutoModelForImageTextToText loads without PEFT."""
     from peft import PeftModel
     from transformers import AutoModelForImageTextToText
-
-    from .processor import load_processor
 
     dtype = torch.bfloat16 if params.sft.bf16 and cuda_available() else torch.float32
     base = AutoModelForImageTextToText.from_pretrained(str(base_path), dtype=dtype)
