@@ -30,8 +30,8 @@ def chat_messages(prompt: str, target: str | None = None) -> list[dict]:
     return msgs
 
 
-def _rgb(image):
-    # Datasets may hold palette/RGBA PNGs; the image processor wants 3 channels.
+def rgb(image):
+    """``image`` in RGB mode (datasets may hold palette or RGBA PNGs; image processors want 3 channels)."""
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
@@ -63,7 +63,7 @@ class VisionSFTCollator:
     def __call__(self, rows: Sequence[dict]) -> dict[str, torch.Tensor]:
         texts = [self.processor.apply_chat_template(chat_messages(r["prompt"], r["target"]), tokenize=False)
                  for r in rows]
-        images = [[_rgb(r["image"])] for r in rows]
+        images = [[rgb(r["image"])] for r in rows]
         batch = self.processor(text=texts, images=images, padding=True, padding_side="right",
                                return_tensors="pt")
         input_ids = batch["input_ids"]

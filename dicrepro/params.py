@@ -150,6 +150,10 @@ class StageTrainParams(_Strict):
 
 class SFTParams(_Strict):
     backend: Literal["auto", "hf", "unsloth"] = "auto"
+    # dicrepro: dicrepro.collate.VisionSFTCollator under every backend, so both see identical inputs.
+    # unsloth: Unsloth's UnslothVisionDataCollator (with train_on_responses_only), as in Unsloth's own
+    # notebooks; it learns the same tokens but pre-resizes images its own way (docs/training.md).
+    collator: Literal["dicrepro", "unsloth"] = "dicrepro"
     load_in_4bit: bool = False
     # merged: each stage starts from the previous stage's merged weights with a fresh adapter;
     # adapter: the previous stage's adapter is loaded and trained further.

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForImageTextToText
 
 from .atomic import append_jsonl, read_jsonl
-from .collate import _rgb, chat_messages
+from .collate import chat_messages, rgb
 from .processor import load_processor
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ def load_for_inference(model_dir: str | Path, model_params=None):
 def _generate_batch(model, processor, rows: Sequence[dict], max_new_tokens: int) -> list[str]:
     texts = [processor.apply_chat_template(chat_messages(r["prompt"]), tokenize=False, add_generation_prompt=True)
              for r in rows]
-    images = [[_rgb(r["image"])] for r in rows]
+    images = [[rgb(r["image"])] for r in rows]
     inputs = processor(text=texts, images=images, padding=True, padding_side="left", return_tensors="pt")
     inputs = inputs.to(model.device)
     tok = processor.tokenizer

@@ -30,11 +30,11 @@ from accelerate import PartialState
 from datasets import concatenate_datasets, load_from_disk
 
 from .atomic import replace_dir_atomic, write_json_atomic, write_text_atomic
-from .collate import VisionSFTCollator
 from .manifest import sha256_file
 from .params import dump_params
 from .paths import RunPaths
-from .sft_backends import BACKENDS, cuda_available, merge_adapter, resolve_backend
+from .sft_backends import (BACKENDS, cuda_available, make_collator, merge_adapter, resolve_backend,
+                           resolve_collator)
 from .train_log import LossCSVCallback, dataset_hash, library_versions, read_loss_csv, tensorboard_callback
 
 log = logging.getLogger(__name__)
@@ -229,6 +229,7 @@ def train_stage(params, stage: int, *, callbacks: list | None = None) -> Path:
     if stage not in (1, 2, 3):
         raise ValueError(f"stage must be 1, 2 or 3, got {stage!r}")
     backend = resolve_backend(params.sft.backend)
+    resolve_collator(params.sft.collator)
     paths = RunPaths(Path(params.run_dir))
     inputs = stage_inputs(params, stage)
     data_dir = paths.stage_data(stage)
@@ -253,7 +254,8 @@ def train_stage(params, stage: int, *, callbacks: list | None = None) -> Path:
             shutil.rmtree(out / "checkpoints", ignore_errors=True)
             (out / "loss.csv").unlink(missing_ok=True)
     state.wait_for_everyone()
-    log.info("stage %d: backend %s, model %s%s, %d training rows from %s%s", stage, backend, inputs["model"],
+    log.info("stage %d: backend %s, collator %s, model %s%s, %d training rows from %s%s", stage, backend,
+             params.sft.collator, inputs["model"],
              f" + adapter {inputs['adapter']}" if inputs["adapter"] else "", len(train), data_dir,
              f", resuming from {resume}" if resume else "")
 
@@ -268,7 +270,7 @@ def train_stage(params, stage: int, *, callbacks: list | None = None) -> Path:
         logs.append(tensorboard_callback(out / "tensorboard"))
     trainer = SFTTrainer(
         model=model, args=args, train_dataset=train,
-        processing_class=processor, data_collator=VisionSFTCollator(processor, params.sft.max_length),
+        processing_class=processor, data_collator=make_collator(params, model, processor),
         callbacks=[*logs, *(callbacks or [])],
     )
     t0 = time.time()
@@ -279,7 +281,8 @@ def train_stage(params, stage: int, *, callbacks: list | None = None) -> Path:
     # Every rank has finished its last step before the main process saves; the others wait for it below.
     state.wait_for_everyone()
     if state.is_main_process:
-        lineage = {**expect, "stage": stage, "backend": backend, "base_model": str(inputs["base_model"]),
+        lineage = {**expect, "stage": stage, "backend": backend, "collator": params.sft.collator,
+                   "base_model": str(inputs["base_model"]),
                    "previous_stage": str(inputs["previous_stage"]) if inputs["previous_stage"] else None,
                    "continue_from": params.sft.continue_from, "data_dir": str(data_dir),
                    "train_rows": len(train), "replay_rows": n_replay, "world_size": state.num_processes,

@@ -3,7 +3,7 @@
 ``hf``: transformers + PEFT (float32 on CPU; bitsandbytes 4-bit QLoRA on CUDA when asked).
 ``unsloth``: Unsloth's FastVisionModel (CUDA only), imported lazily so CPU machines never need it.
 Both return ``(model, processor)`` with the LoRA adapter attached and trainable, ready for TRL's
-SFTTrainer with the shared collator.
+SFTTrainer with the collator of :func:`make_collator` (``sft.collator``: dicrepro's, or Unsloth's).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from .collate import VisionSFTCollator, chat_messages, rgb
 from .processor import load_processor
 
 # transformers, peft and trl are imported inside the functions: importing this module must leave them
@@ -67,15 +68,16 @@ def resolve_backend(name: str) -> str:
 
 def preload_unsloth(params) -> bool:
     """Import unsloth now when this run will train with it (``sft.backend`` unsloth, or auto on one CUDA
-    GPU with unsloth installed); returns whether it did.
+    GPU with unsloth installed, or ``sft.collator`` unsloth there); returns whether it did.
 
     Unsloth patches transformers, peft and trl when it is imported: imported after them it warns and
     applies only part of its speed-ups. Call this first thing, before ``dicrepro.sft`` (04_sft.ipynb and
     ``python -m dicrepro.train_stage`` do). Without CUDA it does nothing: ``train_stage`` then fails with
     the clear error of :func:`resolve_backend` (or picks ``hf`` under ``auto``).
     """
-    name = params.sft.backend
-    if name == "hf" or world_size() > 1 or not (cuda_available() and unsloth_importable()):
+    s = params.sft
+    if (s.backend == "hf" and s.collator != "unsloth") or world_size() > 1 or not (
+            cuda_available() and unsloth_importable()):
         return False
     late = [m for m in ("transformers", "peft", "trl") if m in sys.modules]
     if late:
@@ -176,6 +178,52 @@ def load_unsloth(params, model_path: Path, adapter_path: Path | None):
 
 
 BACKENDS = {"hf": load_hf, "unsloth": load_unsloth}
+
+# Qwen's chat markers: Unsloth's collator keeps the loss on what follows the response marker, up to the
+# next instruction marker.
+_QWEN_INSTRUCTION, _QWEN_RESPONSE = "<|im_start|>user\n", "<|im_start|>assistant\n"
+
+
+def resolve_collator(name: str) -> str:
+    """``sft.collator`` checked: ``unsloth`` needs the unsloth package (not a GPU: its collator also runs
+    on a CPU)."""
+    if name == "unsloth" and not unsloth_importable():
+        raise BackendUnavailable(
+            "sft.collator is 'unsloth' but the unsloth package is not installed: pip install -e .[gpu], "
+            "or set sft.collator: dicrepro.")
+    return name
+
+
+def make_collator(params, model, processor):
+    """The data collator that ``sft.collator`` names, for ``model`` and its ``processor``."""
+    if params.sft.collator == "unsloth":
+        return unsloth_collator(model, processor, params.sft.max_length)
+    return VisionSFTCollator(processor, params.sft.max_length)
+
+
+def unsloth_collator(model, processor, max_length: int):
+    """Unsloth's ``UnslothVisionDataCollator`` over dicrepro rows (``image``, ``prompt``, ``target``).
+
+    Each row becomes the chat of :func:`dicrepro.collate.chat_messages` with its image inline, and the
+    loss is on the assistant's turn only (``train_on_responses_only`` with Qwen's chat markers). Images are
+    not shrunk to a fixed size (``resize="max"``); Unsloth still rounds each side to a multiple of 28
+    pixels before the processor applies ``model.min_pixels``/``max_pixels``.
+    """
+    resolve_collator("unsloth")
+    import unsloth  # noqa: F401, PLC0415 (unsloth_zoo refuses to be imported before unsloth)
+    from unsloth_zoo.vision_utils import UnslothVisionDataCollator  # noqa: PLC0415
+
+    # The zoo's class is the collator on every device: unsloth.trainer's subclass only adds checks of
+    # video files, and on a CPU unsloth.trainer exports a stub that refuses vision models.
+    return UnslothVisionDataCollator(
+        model, processor, max_seq_length=max_length, resize="max", formatting_func=_unsloth_example,
+        train_on_responses_only=True, instruction_part=_QWEN_INSTRUCTION, response_part=_QWEN_RESPONSE)
+
+
+def _unsloth_example(row: dict) -> dict:
+    messages = chat_messages(row["prompt"], row["target"])
+    messages[0]["content"][0] = {"type": "image", "image": rgb(row["image"])}
+    return {"messages": messages}
 
 
 def merge_adapter(params, base_path: Path, adapter_dir: Path, out_dir: Path) -> None:

@@ -1,6 +1,6 @@
-"""The GPU paths, on a CUDA machine only (skipped elsewhere): Unsloth's 4-bit QLoRA and the hf backend's
-bitsandbytes 4-bit, each training a tiny model through train_stage, saving an adapter that changed the
-weights and a merged model that reloads.
+"""The GPU paths, on a CUDA machine only (skipped elsewhere): Unsloth's 4-bit QLoRA (with our collator and
+with Unsloth's own) and the hf backend's bitsandbytes 4-bit, each training a tiny model through
+train_stage, saving an adapter that changed the weights and a merged model that reloads.
 
 Run on a lent GPU with ``python3 -m pytest -m gpu tests/test_gpu.py`` (scripts/device_gpu_check.sh)."""
 
@@ -107,3 +107,19 @@ def test_unsloth_backend_trains_in_4bit(run, tmp_path):
     root = tmp_path / "run"
     shutil.copytree(run, root)
     _train_two_stages(gpu_params(root, "unsloth"))
+
+
+@needs_unsloth
+@needs_bnb
+def test_unsloth_backend_trains_with_unsloths_collator(run, tmp_path):
+    import shutil
+
+    from dicrepro.sft import train_stage
+
+    root = tmp_path / "run"
+    shutil.copytree(run, root)
+    params = gpu_params(root, "unsloth")
+    params.sft.collator = "unsloth"  # Unsloth's notebook recipe, end to end
+    lineage = json.loads((train_stage(params, 1) / "lineage.json").read_text())
+    assert lineage["collator"] == "unsloth" and lineage["global_step"] == 3
+    assert lineage["final_loss"] == lineage["final_loss"]  # not NaN

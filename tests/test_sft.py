@@ -15,7 +15,7 @@ from dicrepro.collate import IGNORE_INDEX, MaxLengthError, VisionSFTCollator
 from dicrepro.params import Params, ParamsError, load_params
 from dicrepro.paths import RunPaths
 from dicrepro.sft import StageInputError, train_stage
-from dicrepro.sft_backends import BackendUnavailable, resolve_backend
+from dicrepro.sft_backends import BackendUnavailable, resolve_backend, unsloth_importable
 from dicrepro.tiny_model import build_tiny_base
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -240,6 +240,52 @@ def test_collator_names_the_sample_whose_image_tokens_do_not_fit(run, processor)
     assert cut["input_ids"].shape[1] == first_answer + 3
     assert torch.equal(cut["pixel_values"], full["pixel_values"])
 
+
+
+# --- Unsloth's own collator (sft.collator: unsloth) ---------------------------------------------------
+# Run where unsloth is installed: on the GPU machine, and on CPU by scripts/check_gpu_stack_on_cpu.sh
+# (unsloth 2026.10 imports on a CPU; only its FastVisionModel refuses to load there).
+
+needs_unsloth = pytest.mark.skipif(not unsloth_importable(), reason="unsloth is not installed")
+
+
+@pytest.mark.skipif(unsloth_importable(), reason="checks the error without unsloth")
+def test_unsloth_collator_without_unsloth_fails_at_once_naming_the_field(params):
+    params.sft.collator = "unsloth"
+    with pytest.raises(BackendUnavailable, match="sft.collator is 'unsloth'.*sft.collator: dicrepro"):
+        train_stage(params, 1)
+    assert not RunPaths(params.run_dir).stage_model(1).exists()  # nothing was started
+
+
+@needs_unsloth
+def test_unsloths_collator_learns_the_same_tokens_as_ours(run, processor):
+    from transformers import AutoModelForImageTextToText
+
+    from dicrepro.sft_backends import unsloth_collator
+
+    rows = list(load_from_disk(str(RunPaths(run).stage1_data))["train"])
+    model = AutoModelForImageTextToText.from_pretrained(RunPaths(run).base_model)
+    ours = VisionSFTCollator(processor, max_length=2048)(rows)
+    theirs = unsloth_collator(model, processor, max_length=2048)(rows)
+    same_grid = 0
+    for i, row in enumerate(rows):
+        learned = theirs["labels"][i][theirs["labels"][i] != IGNORE_INDEX]
+        assert learned.tolist() == ours["labels"][i][ours["labels"][i] != IGNORE_INDEX].tolist(), row["id"]
+        if torch.equal(ours["image_grid_thw"][i], theirs["image_grid_thw"][i]):
+            # same image grid: the same tokens in the same places
+            n = int(ours["attention_mask"][i].sum())
+            assert torch.equal(theirs["input_ids"][i][:n], ours["input_ids"][i][:n]), row["id"]
+            same_grid += 1
+    assert same_grid > 0  # else the check above never ran
+
+
+@needs_unsloth
+def test_hf_backend_trains_with_unsloths_collator(params):
+    params.sft.collator = "unsloth"
+    out = train_stage(params, 1)
+    lineage = json.loads((out / "lineage.json").read_text())
+    assert lineage["collator"] == "unsloth" and lineage["global_step"] == 2
+    assert lineage["train_loss"] > 0
 
 def test_same_seed_same_adapter_bytes(run, tmp_path):
     """Two trainings of the same stage from the same seed give identical weights (on CPU)."""
