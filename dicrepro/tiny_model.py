@@ -9,6 +9,8 @@ processor, model card), so every later step treats it exactly as it would treat 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import shutil
@@ -166,19 +168,38 @@ model = AutoModelForImageTextToText.from_pretrained("{{this folder}}")
 """
 
 
-def build_tiny_base(params, pretrain_dataset, out_dir, tokenizer_corpus: list[str]) -> Path:
+def base_recipe(params, data_identity: str, tokenizer_corpus: list[str]) -> str:
+    """Hash of everything the tiny base's bytes depend on: the seed, ``model.tiny``, the image size, the
+    pre-training settings it borrows from ``sft`` (batch size, max length, logging steps), the
+    pre-training data (``data_identity``), the tokenizer corpus and the library versions."""
+    key = {"seed": params.seed, "tiny": params.model.tiny.model_dump(mode="json"),
+           "pixels": [params.model.min_pixels, params.model.max_pixels],
+           "sft": [params.sft.batch_size, params.sft.max_length, params.sft.logging_steps],
+           "data": data_identity, "versions": library_versions(),
+           "corpus": hashlib.sha256("\n".join(tokenizer_corpus).encode()).hexdigest()}
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def build_tiny_base(params, pretrain_dataset, out_dir, tokenizer_corpus: list[str],
+                    data_identity: str | None = None) -> Path:
     """Build, pre-train and save the tiny stand-in base model into ``out_dir``; returns ``out_dir``.
 
     ``pretrain_dataset`` is a DatasetDict (or Dataset) of general diagrams with ``image``, ``prompt`` and
     ``target``; its train split is used. ``tokenizer_corpus`` is the text the tokenizer is trained on.
     Deterministic on CPU from ``params.seed``. The folder reloads with ``AutoProcessor`` and
-    ``AutoModelForImageTextToText`` and works offline.
+    ``AutoModelForImageTextToText`` and works offline. With ``data_identity`` (a content hash of the
+    pre-training data) a model already in ``out_dir`` from the same :func:`base_recipe` is kept, not
+    rebuilt.
     """
     out_dir = Path(out_dir)
     train = pretrain_dataset["train"] if hasattr(pretrain_dataset, "keys") else pretrain_dataset
     missing = [c for c in ("image", "prompt", "target") if c not in train.column_names]
     if missing:
         raise ValueError(f"pre-training data lacks column(s) {missing}; it has {train.column_names}")
+    recipe = base_recipe(params, data_identity, tokenizer_corpus) if data_identity else None
+    if recipe and _built_from(out_dir) == recipe:
+        log.info("tiny base model already built from this recipe (%s): %s (delete it to rebuild)", recipe, out_dir)
+        return out_dir
     tokenizer = train_tokenizer(tokenizer_corpus, params.model.tiny.vocab_size)
     processor = tiny_processor(params, tokenizer)
     model = init_tiny_model(params, tokenizer)
@@ -195,7 +216,19 @@ def build_tiny_base(params, pretrain_dataset, out_dir, tokenizer_corpus: list[st
     write_json_atomic(tmp / "dicrepro_model.json", {
         "kind": "tiny", "note": TINY_NOTE, "seed": params.seed, "tiny": params.model.tiny.model_dump(),
         "pretrain_rows": len(train), "pretrain_loss_first": losses[0]["loss"] if losses else None,
-        "pretrain_loss_last": losses[-1]["loss"] if losses else None, "versions": library_versions()})
+        "pretrain_loss_last": losses[-1]["loss"] if losses else None, "versions": library_versions(),
+        "recipe": recipe})
     replace_dir_atomic(tmp, out_dir)
     log.info("tiny base model saved to %s", out_dir)
     return out_dir
+
+
+def _built_from(out_dir: Path) -> str | None:
+    """The recipe hash of the finished tiny base in ``out_dir``, or None."""
+    meta = out_dir / "dicrepro_model.json"
+    if not (meta.exists() and (out_dir / "model.safetensors").exists()):
+        return None
+    try:
+        return json.loads(meta.read_text()).get("recipe")
+    except json.JSONDecodeError:
+        return None

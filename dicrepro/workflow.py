@@ -51,6 +51,7 @@ def build_base(params: Params) -> Path:
         return Path(params.model.path)
     from .knowledge import lexicon
     from .tiny_model import build_tiny_base
+    from .train_log import dataset_hash
 
     with open_renderer(params) as r:
         pre = synthesize(pretrain_spec(params), paths.pretrain_data, r)
@@ -59,7 +60,8 @@ def build_base(params: Params) -> Path:
     corpus = list(pre["train"]["target"]) + list(pre["train"]["prompt"]) + sorted(lexicon())
     for lang in ("en", "zh"):
         corpus.append(caption_prompt(lang))
-    return build_tiny_base(params, pre, paths.base_model, tokenizer_corpus=corpus)
+    return build_tiny_base(params, pre, paths.base_model, tokenizer_corpus=corpus,
+                           data_identity=dataset_hash(paths.pretrain_data))
 
 
 # --- stage 1 ------------------------------------------------------------------------------------------

@@ -32,5 +32,6 @@ echo "import site; site.addsitedir('$SITE')" > "$OVERLAY/zz_dicrepro_venv.pth"
 "$VENV/bin/python" -c "import transformers, trl, datasets, peft, torch; print('transformers', transformers.__version__, \
 '| trl', trl.__version__, '| datasets', datasets.__version__, '| peft', peft.__version__, '| torch', torch.__version__)
 from importlib.metadata import version; print('unsloth', version('unsloth'), '| unsloth_zoo', version('unsloth_zoo'))"
-HF_HUB_OFFLINE=1 "$VENV/bin/python" -m pytest -q -p no:cacheprovider \
+# Unsloth writes compiled kernels to ./unsloth_compiled_cache unless told otherwise
+HF_HUB_OFFLINE=1 UNSLOTH_COMPILE_LOCATION="$VENV/unsloth_compiled_cache" "$VENV/bin/python" -m pytest -q -p no:cacheprovider \
   tests/test_sft.py tests/test_tiny_model.py tests/test_predict.py tests/test_bench_sft.py "$@"

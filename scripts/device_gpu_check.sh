@@ -13,7 +13,8 @@ VARIANTS=${VARIANTS:-hf-qlora,unsloth-qlora}
 PY=python3
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
   || { echo "wheel install failed" >&2; exit 1; }
-export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
+export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false \
+  UNSLOTH_COMPILE_LOCATION=/tmp/unsloth_compiled_cache
 nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1
 $PY -m pip list 2>/dev/null | grep -i -E "^(torch|transformers|trl|peft|accelerate|datasets|unsloth|unsloth.zoo|bitsandbytes) " > "$OUT/pip.txt"
 cat "$OUT/pip.txt"

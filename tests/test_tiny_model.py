@@ -100,6 +100,24 @@ def test_same_seed_same_model(tmp_path, general):
     assert not all(torch.equal(wa[k], wc[k]) for k in wa)
 
 
+def test_a_base_built_from_the_same_recipe_is_kept(tmp_path, general, caplog):
+    """A rerun keeps the base when seed, sizes, data and corpus are the same; any change rebuilds it."""
+    p = smoke_params(tmp_path, pretrain_samples=0)
+    out = build_tiny_base(p, general, tmp_path / "base", tokenizer_corpus=corpus(general), data_identity="d1")
+    built = (out / "model.safetensors").stat().st_mtime_ns
+    with caplog.at_level("INFO", logger="dicrepro.tiny_model"):
+        build_tiny_base(p, general, out, tokenizer_corpus=corpus(general), data_identity="d1")
+    assert "already built from this recipe" in caplog.text
+    assert (out / "model.safetensors").stat().st_mtime_ns == built
+    for change in (dict(data_identity="d2"), dict(tokenizer_corpus=corpus(general) + ["gNB"])):
+        kwargs = dict(tokenizer_corpus=corpus(general), data_identity="d1") | change
+        build_tiny_base(p, general, out, **kwargs)
+        assert (out / "model.safetensors").stat().st_mtime_ns != built, change
+        built = (out / "model.safetensors").stat().st_mtime_ns
+    p.model.tiny.hidden_size = 32
+    build_tiny_base(p, general, out, tokenizer_corpus=corpus(general), data_identity="d2")
+    assert load_file(out / "model.safetensors")["lm_head.weight"].shape[1] == 32
+
 def test_pretraining_data_needs_the_training_columns(tmp_path, general):
     with pytest.raises(ValueError, match=r"lacks column\(s\) \['target'\]"):
         build_tiny_base(smoke_params(tmp_path), general.remove_columns("target"), tmp_path / "x",
