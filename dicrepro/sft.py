@@ -203,9 +203,32 @@ def _sft_config(params, stage: int, out: Path, backend: str):
     )
 
 
+_CHECKPOINT_INPUTS = "dicrepro_inputs.json"
+
+
 def _last_checkpoint(folder: Path) -> Path | None:
     cks = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1])) if folder.exists() else []
     return cks[-1] if cks else None
+
+
+def _resumable_checkpoint(folder: Path, expect: dict) -> Path | None:
+    """The last checkpoint in ``folder`` if it was made from the inputs in ``expect`` (params, data and
+    input model, recorded when that training started); None otherwise. A checkpoint of a training with
+    other settings must not be continued: it would carry the old settings' weights (and step count) into
+    a stage labelled with the new ones."""
+    last = _last_checkpoint(folder)
+    if last is None:
+        return None
+    f = folder / _CHECKPOINT_INPUTS
+    try:
+        made_from = json.loads(f.read_text()) if f.exists() else None
+    except json.JSONDecodeError:
+        made_from = None
+    if made_from != json.loads(json.dumps(expect)):  # as JSON (tuples become lists)
+        log.info("checkpoints in %s come from a training with other params, data or input model: starting "
+                 "over", folder)
+        return None
+    return last
 
 
 def _finished(out: Path, expect: dict) -> bool:
@@ -241,7 +264,7 @@ def train_stage(params, stage: int, *, callbacks: list | None = None) -> Path:
     if _finished(out, expect):
         log.info("stage %d already trained with these inputs: %s (delete it to retrain)", stage, out)
         return out
-    resume = _last_checkpoint(out / "checkpoints") if params.sft.resume else None
+    resume = _resumable_checkpoint(out / "checkpoints", expect) if params.sft.resume else None
     # The config sets up the process group under accelerate launch; every rank decided the above from
     # the same files before any of them changes the folder (the main process alone does).
     args = _sft_config(params, stage, out, backend)
@@ -253,6 +276,9 @@ def train_stage(params, stage: int, *, callbacks: list | None = None) -> Path:
         if resume is None:
             shutil.rmtree(out / "checkpoints", ignore_errors=True)
             (out / "loss.csv").unlink(missing_ok=True)
+            # what these checkpoints will be made from: a later resume must start from the same
+            (out / "checkpoints").mkdir()
+            write_json_atomic(out / "checkpoints" / _CHECKPOINT_INPUTS, expect)
     state.wait_for_everyone()
     log.info("stage %d: backend %s, collator %s, model %s%s, %d training rows from %s%s", stage, backend,
              params.sft.collator, inputs["model"],

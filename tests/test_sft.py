@@ -105,7 +105,9 @@ def test_finished_stage_is_not_retrained(params, caplog):
 
 def test_only_what_a_stage_depends_on_retrains_it(params, caplog):
     caplog.set_level("INFO", logger="dicrepro.sft")
-    first = json.loads((train_stage(params, 1) / "lineage.json").read_text())
+    out1 = train_stage(params, 1)
+    first = json.loads((out1 / "lineage.json").read_text())
+    first_adapter = (out1 / "adapter" / "adapter_model.safetensors").read_bytes()
     train_stage(params, 2)
     # stage 3's learning rate is no input of stages 1 and 2
     params.sft.stage3.learning_rate = 5e-3
@@ -118,6 +120,9 @@ def test_only_what_a_stage_depends_on_retrains_it(params, caplog):
     caplog.clear()
     again = json.loads((train_stage(params, 1) / "lineage.json").read_text())
     assert again["params_hash"] != first["params_hash"]
+    # trained anew: the first training's last checkpoint is not "resumed" (it holds the old weights)
+    assert again["resumed_from"] is None and again["global_step"] == 2
+    assert (out1 / "adapter" / "adapter_model.safetensors").read_bytes() != first_adapter
     train_stage(params, 2)
     assert "already trained" not in caplog.text
 
@@ -142,6 +147,23 @@ def test_killed_stage_resumes_from_its_last_checkpoint(params):
     assert lineage["global_step"] == 4
     steps = [int(line.split(",")[0]) for line in (out / "loss.csv").read_text().splitlines()[1:]]
     assert steps == [1, 2, 3, 4]  # the killed run's step 3 is replaced, not duplicated
+
+
+def test_a_killed_stage_with_changed_params_starts_over(params):
+    from transformers import TrainerCallback
+
+    class Kill(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step == 3:
+                raise KeyboardInterrupt("simulated kill")
+
+    params.sft.stage1.max_steps = 4
+    with pytest.raises(KeyboardInterrupt):
+        train_stage(params, 1, callbacks=[Kill()])
+    params.sft.stage1.learning_rate = 5e-3  # the checkpoint was made with 1e-2
+    out = train_stage(params, 1)
+    lineage = json.loads((out / "lineage.json").read_text())
+    assert lineage["resumed_from"] is None and lineage["global_step"] == 4
 
 
 def test_continue_from_adapter_trains_the_previous_adapter(params):
