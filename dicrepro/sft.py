@@ -9,7 +9,8 @@ further on the original base (``adapter``). Every stage folder (``RunPaths.stage
     README.md       model card (front matter, params, data sizes, losses, the tiny-run note)
     loss.csv        step, epoch, loss
     tensorboard/    Trainer's tensorboard logs
-    checkpoints/    Trainer checkpoints every ``sft.save_steps`` (resume after a kill)
+    checkpoints/    Trainer checkpoints every ``sft.save_steps`` (resume after a kill), and
+                    dicrepro_inputs.json: what they are made from (only the same inputs resume them)
     lineage.json    input model, previous stage, data hash, params hash, versions (written last)
 
 Several processes (``accelerate launch -m dicrepro.train_stage``, DDP): every rank trains on its shard
