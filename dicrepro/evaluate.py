@@ -2,7 +2,8 @@
 
 Caption set: the test splits of stage 1 (synthetic ICT) and stage 2 (expert data, or the stand-in).
 Objective set: the objective questions of the stage-3 test split (diagrams never seen in training).
-Predictions are cached as JSONL per model, so a rerun only scores.
+Predictions are cached as JSONL per model, so a rerun only scores; a model retrained, data rebuilt or
+generation settings changed are predicted again (``predictions/NAME__SET.identity.json``).
 """
 
 from __future__ import annotations
@@ -84,12 +85,19 @@ def score_objective(items: list[dict], preds: dict[str, dict[str, str]]) -> pd.D
     return pd.DataFrame(rows)
 
 
-def _predict_all(params: Params, paths: RunPaths, name: str, model_dir: Path, ds, kind: str) -> dict[str, str]:
+def _predict_all(params: Params, paths: RunPaths, name: str, model_dir: Path, ds, kind: str,
+                 data: list[str]) -> dict[str, str]:
+    """Predictions of model ``name`` on ``ds``, reused while the model (``folder_identity``), the data
+    (``data``: hashes of the dataset folders) and the generation settings are unchanged."""
+    from .manifest import folder_identity
     from .predict import predict_to_jsonl
 
     out = paths.predictions / f"{name}__{kind}.jsonl"
-    predict_to_jsonl(model_dir, name, ds, out, batch_size=params.eval.batch_size,
-                     max_new_tokens=params.eval.max_new_tokens, model_params=params.model)
+    e = params.eval
+    identity = {"model": folder_identity(model_dir), "data": data, "max_new_tokens": e.max_new_tokens,
+                "batch_size": e.batch_size, "pixels": [params.model.min_pixels, params.model.max_pixels]}
+    predict_to_jsonl(model_dir, name, ds, out, batch_size=e.batch_size, max_new_tokens=e.max_new_tokens,
+                     model_params=params.model, identity=identity)
     return {r["id"]: r["text"] for r in read_jsonl(out)}
 
 
@@ -143,14 +151,18 @@ def evaluate(params: Params) -> dict[str, pd.DataFrame]:
                  "diagram_type": r["diagram_type"], "source": r["source"]}
                 for r in cap_ds.remove_columns("image")]
     obj_items = list(obj_ds.remove_columns("image"))
+    from .train_log import dataset_hash
+
     cap_preds, obj_preds = {}, {}
+    cap_data = [dataset_hash(f) for f in (paths.stage1_data, paths.stage2_data) if f.exists()]
+    obj_data = [dataset_hash(paths.stage3_data)]
     for name, mdir in model_dirs(params).items():
         if not mdir.exists():
             raise FileNotFoundError(f"model {name!r} not found at {mdir}: train it first (04_sft) or "
                                     "remove it from eval.models")
         log.info("predicting with %s (%s)", name, mdir)
-        cap_preds[name] = _predict_all(params, paths, name, mdir, cap_ds, "captions")
-        obj_preds[name] = _predict_all(params, paths, name, mdir, obj_ds, "objective")
+        cap_preds[name] = _predict_all(params, paths, name, mdir, cap_ds, "captions", cap_data)
+        obj_preds[name] = _predict_all(params, paths, name, mdir, obj_ds, "objective", obj_data)
     if params.eval.ocr_baseline:
         cap_preds["ocr"] = _ocr_predictions(paths, cap_ds)
     captions = score_captions(cap_meta, cap_preds)

@@ -49,6 +49,25 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+_HASH_CONTENT_BELOW = 512 * 2**20  # bytes: a folder this small is hashed by content, a larger one by listing
+
+
+def folder_identity(folder: Path) -> str:
+    """A hash of a model folder that changes whenever the folder's model changes: by content when the
+    folder is small (the tiny stand-in and its stages), else by ``config.json`` and the names, sizes and
+    modification times of its files (hashing the 15 GB of a 7B model would take minutes)."""
+    h = hashlib.sha256()
+    files = sorted(f for f in Path(folder).iterdir() if f.is_file())
+    by_content = sum(f.stat().st_size for f in files) < _HASH_CONTENT_BELOW
+    for f in files:
+        if by_content or f.name == "config.json":
+            h.update(f"{f.name}:{sha256_file(f)}".encode())
+        else:
+            st = f.stat()
+            h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
 def artifact_hashes(root: Path) -> dict[str, str]:
     """sha256 of every file under ``root`` (relative posix paths), skipping checkpoints and logs."""
     out = {}

@@ -6,6 +6,7 @@ batch ends where generation starts.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoModelForImageTextToText
 
-from .atomic import append_jsonl, read_jsonl
+from .atomic import append_jsonl, read_jsonl, write_json_atomic
 from .collate import chat_messages, rgb
 from .processor import load_processor
 
@@ -78,12 +79,24 @@ def generate(model_dir, rows, *, batch_size: int = 8, max_new_tokens: int = 160,
 
 
 def predict_to_jsonl(model_dir, model_name: str, dataset, out_path, *, batch_size: int = 8,
-                     max_new_tokens: int = 160, model_params=None) -> Path:
+                     max_new_tokens: int = 160, model_params=None, identity: dict | None = None) -> Path:
     """Append ``{"model", "id", "prompt", "text"}`` lines for every row of ``dataset`` to ``out_path``.
 
     Ids already in the file are skipped, so a rerun costs nothing and a crash loses at most one batch.
+    ``identity`` (JSON-able: what the predictions depend on, e.g. the model's and the data's hashes and
+    the generation settings) is kept beside the file (``NAME.identity.json``); when it differs from the
+    one the file was written with, or the file has none, the old predictions are discarded.
     """
     out_path = Path(out_path)
+    if identity is not None:
+        meta = out_path.with_name(out_path.stem + ".identity.json")
+        recorded = json.loads(meta.read_text()) if meta.exists() else None
+        if out_path.exists() and recorded != json.loads(json.dumps(identity)):
+            log.info("%s: the model, data or generation settings changed since %s was written: predicting "
+                     "again", model_name, out_path)
+            out_path.unlink()
+        # written before any prediction, so that a crash leaves rows that belong to this identity
+        write_json_atomic(meta, identity)
     done = {r["id"] for r in read_jsonl(out_path)} if out_path.exists() else set()
     todo = [i for i, rid in enumerate(dataset["id"]) if rid not in done]
     if not todo:

@@ -31,7 +31,7 @@ from accelerate import PartialState
 from datasets import concatenate_datasets, load_from_disk
 
 from .atomic import replace_dir_atomic, write_json_atomic, write_text_atomic
-from .manifest import sha256_file
+from .manifest import folder_identity
 from .params import dump_params
 from .paths import RunPaths
 from .sft_backends import (BACKENDS, cuda_available, make_collator, merge_adapter, resolve_backend,
@@ -58,28 +58,14 @@ def params_hash(params, stage: int) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-_HASH_CONTENT_BELOW = 512 * 2**20  # bytes: a folder this small is hashed by content, a larger one by listing
-
-
 def input_identity(inputs: dict) -> str:
     """What a stage starts from, as a hash that changes whenever that input changes: the previous stage's
-    ``lineage.json`` (written anew by every training), or for stage 1 the base model folder: by content
-    when it is small (the tiny stand-in, rebuilt byte-identically from its seed), else by ``config.json``
-    and the names, sizes and modification times of its files (hashing 15 GB of a 7B model would take
-    minutes). A stage whose input changed is trained again even though the input's path is the same."""
-    h = hashlib.sha256()
+    ``lineage.json`` (written anew by every training), or for stage 1 the base model folder
+    (:func:`dicrepro.manifest.folder_identity`: by content for the tiny stand-in, rebuilt byte-identically
+    from its seed). A stage whose input changed is trained again even though the input's path is the same."""
     if inputs["previous_stage"] is not None:
-        h.update((Path(inputs["previous_stage"]) / "lineage.json").read_bytes())
-        return h.hexdigest()[:16]
-    files = sorted(f for f in Path(inputs["model"]).iterdir() if f.is_file())
-    by_content = sum(f.stat().st_size for f in files) < _HASH_CONTENT_BELOW
-    for f in files:
-        if by_content or f.name == "config.json":
-            h.update(f"{f.name}:{sha256_file(f)}".encode())
-        else:
-            st = f.stat()
-            h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
-    return h.hexdigest()[:16]
+        return hashlib.sha256((Path(inputs["previous_stage"]) / "lineage.json").read_bytes()).hexdigest()[:16]
+    return folder_identity(Path(inputs["model"]))
 
 
 def load_stage_data(folder: Path):

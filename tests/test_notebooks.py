@@ -97,6 +97,18 @@ def test_results_tables_have_every_model_and_sane_scores(run):
     assert meta["tiny_model"] and meta["standin_stage2"]
 
 
+def test_predictions_record_the_model_they_came_from(run):
+    """A rerun reuses predictions only while the model is the same: each file names its model's hash."""
+    from dicrepro.manifest import folder_identity
+    from dicrepro.paths import RunPaths
+
+    paths = RunPaths(run["root"])
+    for name in ("base", "stage1", "stage2", "stage3"):
+        for kind in ("captions", "objective"):
+            identity = json.loads((paths.predictions / f"{name}__{kind}.identity.json").read_text())
+            assert identity["model"] == folder_identity(paths.model_dir(name)), (name, kind)
+            assert identity["max_new_tokens"] == run["params"].eval.max_new_tokens
+
 def test_stage_model_cards_show_the_evaluation(run):
     cap = pd.read_csv(run["root"] / "results" / "caption_scores.csv")
     overall = cap[cap.group_by == "overall"].set_index("model")

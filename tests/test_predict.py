@@ -59,6 +59,19 @@ def test_predictions_jsonl_is_appended_and_reused(model_dir, test_rows, tmp_path
     assert out.stat().st_mtime_ns == stamp
 
 
+def test_predictions_of_a_changed_model_are_made_again(model_dir, test_rows, tmp_path, caplog):
+    out = tmp_path / "base__captions.jsonl"
+    predict_to_jsonl(model_dir, "base", test_rows, out, max_new_tokens=6, identity={"model": "m1"})
+    stamp = out.stat().st_mtime_ns
+    predict_to_jsonl(model_dir, "base", test_rows, out, max_new_tokens=6, identity={"model": "m1"})
+    assert out.stat().st_mtime_ns == stamp  # same model: reused
+    caplog.set_level("INFO", logger="dicrepro.predict")
+    predict_to_jsonl(model_dir, "base", test_rows, out, max_new_tokens=6, identity={"model": "m2"})
+    assert "predicting again" in caplog.text
+    assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == test_rows["id"]  # each id once
+    assert json.loads((tmp_path / "base__captions.identity.json").read_text()) == {"model": "m2"}
+
+
 def test_missing_model_folder_is_named(tmp_path, test_rows):
     with pytest.raises(FileNotFoundError, match="no model at .*nowhere"):
         generate(tmp_path / "nowhere", test_rows, batch_size=2, max_new_tokens=2)
