@@ -36,7 +36,11 @@ CHROMIUM = "/usr/bin/chromium"
 # gives every launch a fresh temporary user-data-dir, so no profile state carries over between runs.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--disable-extensions", "--mute-audio"]
+                 "--disable-dev-shm-usage", "--disable-extensions", "--mute-audio",
+                 # Glyphs at whole-pixel positions: with subpixel positioning, the raster of a large bold
+                 # title (timeline diagrams) depended on what the page had drawn before, so the same
+                 # diagram gave different PNG bytes in different batch orders (about 1 in 100 timelines).
+                 "--disable-font-subpixel-positioning"]
 ORIGIN = "http://dicrepro.invalid"  # served by page.route from memory; .invalid never resolves anyway
 # The render page. Mermaid's default fonts (Trebuchet, Verdana, Arial) are not on Debian; the stack below
 # ends in Noto Sans CJK so Chinese labels have glyphs (fonts-noto-cjk), and DejaVu/Liberation for Latin.
