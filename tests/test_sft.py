@@ -127,7 +127,8 @@ def test_only_what_a_stage_depends_on_retrains_it(params, caplog):
     assert "already trained" not in caplog.text
 
 
-def test_killed_stage_resumes_from_its_last_checkpoint(params):
+def kill_stage1_at_step_3_of_4(params):
+    """Train stage 1 for 4 steps and kill it after step 3 (checkpoint-2 is the last one saved)."""
     from transformers import TrainerCallback
 
     class Kill(TrainerCallback):
@@ -138,6 +139,10 @@ def test_killed_stage_resumes_from_its_last_checkpoint(params):
     params.sft.stage1.max_steps = 4
     with pytest.raises(KeyboardInterrupt):
         train_stage(params, 1, callbacks=[Kill()])
+
+
+def test_killed_stage_resumes_from_its_last_checkpoint(params):
+    kill_stage1_at_step_3_of_4(params)
     out = RunPaths(params.run_dir).stage_model(1)
     assert not (out / "lineage.json").exists()
     assert (out / "checkpoints" / "checkpoint-2").exists()
@@ -150,16 +155,7 @@ def test_killed_stage_resumes_from_its_last_checkpoint(params):
 
 
 def test_a_killed_stage_with_changed_params_starts_over(params):
-    from transformers import TrainerCallback
-
-    class Kill(TrainerCallback):
-        def on_step_end(self, args, state, control, **kw):
-            if state.global_step == 3:
-                raise KeyboardInterrupt("simulated kill")
-
-    params.sft.stage1.max_steps = 4
-    with pytest.raises(KeyboardInterrupt):
-        train_stage(params, 1, callbacks=[Kill()])
+    kill_stage1_at_step_3_of_4(params)
     params.sft.stage1.learning_rate = 5e-3  # the checkpoint was made with 1e-2
     out = train_stage(params, 1)
     lineage = json.loads((out / "lineage.json").read_text())
