@@ -35,6 +35,20 @@ def write_json_atomic(path: str | Path, obj: Any) -> Path:
     return write_text_atomic(path, json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
 
 
+def read_json_record(path: str | Path) -> Any | None:
+    """The JSON an earlier run recorded at ``path`` (what an artifact was made from), or None when there
+    is none or it cannot be read: either way the artifact is then not trusted to be reusable."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def matches_json_record(path: str | Path, obj: Any) -> bool:
+    """Whether ``path`` records ``obj``, compared as JSON (a tuple and the list it was written as match)."""
+    return read_json_record(path) == json.loads(json.dumps(obj))
+
+
 def append_jsonl(path: str | Path, row: dict) -> None:
     """Append one JSON line and fsync, so a decision or a cached reply survives a crash right after."""
     path = Path(path)

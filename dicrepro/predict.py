@@ -6,7 +6,6 @@ batch ends where generation starts.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -16,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoModelForImageTextToText
 
-from .atomic import append_jsonl, read_jsonl, write_json_atomic
+from .atomic import append_jsonl, matches_json_record, read_jsonl, write_json_atomic
 from .collate import chat_messages, rgb
 from .processor import load_processor
 
@@ -90,8 +89,7 @@ def predict_to_jsonl(model_dir, model_name: str, dataset, out_path, *, batch_siz
     out_path = Path(out_path)
     if identity is not None:
         meta = out_path.with_name(out_path.stem + ".identity.json")
-        recorded = json.loads(meta.read_text()) if meta.exists() else None
-        if out_path.exists() and recorded != json.loads(json.dumps(identity)):
+        if out_path.exists() and not matches_json_record(meta, identity):
             log.info("%s: the model, data or generation settings changed since %s was written: predicting "
                      "again", model_name, out_path)
             out_path.unlink()

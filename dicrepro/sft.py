@@ -30,7 +30,7 @@ from pathlib import Path
 from accelerate import PartialState
 from datasets import concatenate_datasets, load_from_disk
 
-from .atomic import replace_dir_atomic, write_json_atomic, write_text_atomic
+from .atomic import matches_json_record, replace_dir_atomic, write_json_atomic, write_text_atomic
 from .manifest import folder_identity
 from .params import dump_params
 from .paths import RunPaths
@@ -206,12 +206,7 @@ def _resumable_checkpoint(folder: Path, expect: dict) -> Path | None:
     last = _last_checkpoint(folder)
     if last is None:
         return None
-    f = folder / _CHECKPOINT_INPUTS
-    try:
-        made_from = json.loads(f.read_text()) if f.exists() else None
-    except json.JSONDecodeError:
-        made_from = None
-    if made_from != json.loads(json.dumps(expect)):  # as JSON (tuples become lists)
+    if not matches_json_record(folder / _CHECKPOINT_INPUTS, expect):
         log.info("checkpoints in %s come from a training with other params, data or input model: starting "
                  "over", folder)
         return None

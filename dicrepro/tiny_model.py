@@ -29,7 +29,7 @@ from transformers import (
     set_seed,
 )
 
-from .atomic import replace_dir_atomic, write_json_atomic, write_text_atomic
+from .atomic import read_json_record, replace_dir_atomic, write_json_atomic, write_text_atomic
 from .collate import VisionSFTCollator
 from .tiny_tokenizer import train_tokenizer
 from .train_log import LossCSVCallback, library_versions, read_loss_csv, tensorboard_callback
@@ -225,10 +225,7 @@ def build_tiny_base(params, pretrain_dataset, out_dir, tokenizer_corpus: list[st
 
 def _built_from(out_dir: Path) -> str | None:
     """The recipe hash of the finished tiny base in ``out_dir``, or None."""
-    meta = out_dir / "dicrepro_model.json"
-    if not (meta.exists() and (out_dir / "model.safetensors").exists()):
+    meta = read_json_record(out_dir / "dicrepro_model.json")
+    if not (isinstance(meta, dict) and (out_dir / "model.safetensors").exists()):
         return None
-    try:
-        return json.loads(meta.read_text()).get("recipe")
-    except json.JSONDecodeError:
-        return None
+    return meta.get("recipe")
