@@ -86,15 +86,15 @@ def score_objective(items: list[dict], preds: dict[str, dict[str, str]]) -> pd.D
 
 
 def _predict_all(params: Params, paths: RunPaths, name: str, model_dir: Path, ds, kind: str,
-                 data: list[str]) -> dict[str, str]:
-    """Predictions of model ``name`` on ``ds``, reused while the model (``folder_identity``), the data
-    (``data``: hashes of the dataset folders) and the generation settings are unchanged."""
-    from .manifest import folder_identity
+                 model_id: str, data: list[str]) -> dict[str, str]:
+    """Predictions of model ``name`` on ``ds``, reused while the model (``model_id``, its
+    ``folder_identity``), the data (``data``: hashes of the dataset folders) and the generation settings
+    are unchanged."""
     from .predict import predict_to_jsonl
 
     out = paths.predictions / f"{name}__{kind}.jsonl"
     e = params.eval
-    identity = {"model": folder_identity(model_dir), "data": data, "max_new_tokens": e.max_new_tokens,
+    identity = {"model": model_id, "data": data, "max_new_tokens": e.max_new_tokens,
                 "batch_size": e.batch_size, "pixels": [params.model.min_pixels, params.model.max_pixels]}
     predict_to_jsonl(model_dir, name, ds, out, batch_size=e.batch_size, max_new_tokens=e.max_new_tokens,
                      model_params=params.model, identity=identity)
@@ -144,6 +144,9 @@ def _write_model_cards(params: Params, paths: RunPaths, captions: pd.DataFrame, 
 
 def evaluate(params: Params) -> dict[str, pd.DataFrame]:
     """Predict with every model, score, and write RUN/results/*.csv + meta.json. Returns the overall tables."""
+    from .manifest import folder_identity
+    from .train_log import dataset_hash
+
     paths = RunPaths(Path(params.run_dir))
     cap_ds = caption_eval_set(paths)
     obj_ds = objective_eval_set(paths)
@@ -151,8 +154,6 @@ def evaluate(params: Params) -> dict[str, pd.DataFrame]:
                  "diagram_type": r["diagram_type"], "source": r["source"]}
                 for r in cap_ds.remove_columns("image")]
     obj_items = list(obj_ds.remove_columns("image"))
-    from .train_log import dataset_hash
-
     cap_preds, obj_preds = {}, {}
     cap_data = [dataset_hash(f) for f in (paths.stage1_data, paths.stage2_data) if f.exists()]
     obj_data = [dataset_hash(paths.stage3_data)]
@@ -161,8 +162,9 @@ def evaluate(params: Params) -> dict[str, pd.DataFrame]:
             raise FileNotFoundError(f"model {name!r} not found at {mdir}: train it first (04_sft) or "
                                     "remove it from eval.models")
         log.info("predicting with %s (%s)", name, mdir)
-        cap_preds[name] = _predict_all(params, paths, name, mdir, cap_ds, "captions", cap_data)
-        obj_preds[name] = _predict_all(params, paths, name, mdir, obj_ds, "objective", obj_data)
+        model_id = folder_identity(mdir)  # a content hash for small folders: once per model, not per set
+        cap_preds[name] = _predict_all(params, paths, name, mdir, cap_ds, "captions", model_id, cap_data)
+        obj_preds[name] = _predict_all(params, paths, name, mdir, obj_ds, "objective", model_id, obj_data)
     if params.eval.ocr_baseline:
         cap_preds["ocr"] = _ocr_predictions(paths, cap_ds)
     captions = score_captions(cap_meta, cap_preds)
