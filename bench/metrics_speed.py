@@ -5,7 +5,7 @@ each prediction is its reference with words dropped, replaced and swapped, as a 
 then times, in the same run:
 
 - the anchor: ``sacrebleu.corpus_bleu`` alone on the same pairs (its 13a/zh tokenizer, BLEU-4 only);
-- ``dicrepro.metrics.caption_scores`` (BLEU-1..4, METEOR, ROUGE-L, CIDEr), cold (first call in the
+- ``dicrepro.evaluate.metrics.caption_scores`` (BLEU-1..4, METEOR, ROUGE-L, CIDEr), cold (first call in the
   process: WordNet and jieba load) and warm, and each metric on its own;
 - CIDEr-D once more forced into one process (``cider_one_process``), as pycocoevalcap's ``Cider`` runs,
   to show what sharding its per-item scoring over the cores gains.
@@ -78,7 +78,7 @@ def main() -> None:
 
     import sacrebleu
 
-    from dicrepro import cider, metrics
+    from dicrepro.evaluate import cider, metrics
 
     load_before = os.getloadavg()[0]
     refs, preds, langs = make_pairs(a.n, a.seed)

@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dicrepro.render import MermaidRenderer, default_workers  # noqa: E402
+from dicrepro.diagrams.render import MermaidRenderer, default_workers  # noqa: E402
 
 MMDC = ROOT / "node_modules" / ".bin" / "mmdc"
 PUPPETEER_CONFIG = ROOT / "bench" / "puppeteer-config.json"

@@ -93,7 +93,7 @@ def build_shape(shape: str, processor_dir: Path, out: Path, seed: int) -> Path:
     import torch
     from transformers import Qwen2_5_VLForConditionalGeneration, set_seed
 
-    from dicrepro.processor import load_processor
+    from dicrepro.train.processor import load_processor
 
     if (out / "config.json").exists():
         return out
@@ -137,10 +137,10 @@ def worker(args) -> dict:
     from transformers import TrainerCallback
     from trl import SFTTrainer
 
-    from dicrepro.collate import VisionSFTCollator
     from dicrepro.params import load_params
-    from dicrepro.sft import _sft_config
-    from dicrepro.sft_backends import BACKENDS
+    from dicrepro.train.backends import BACKENDS
+    from dicrepro.train.collate import VisionSFTCollator
+    from dicrepro.train.sft import _sft_config
 
     params = load_params(args.params, {
         "model.kind": "local", "model.path": str(args.model), "sft.backend": backend,
@@ -193,7 +193,7 @@ def worker(args) -> dict:
 
 
 def _skip_reason(variant: str, cuda: bool) -> str | None:
-    from dicrepro.sft_backends import unsloth_importable
+    from dicrepro.train.backends import unsloth_importable
 
     backend, four_bit = VARIANTS[variant]
     if (backend == "unsloth" or four_bit) and not cuda:

@@ -24,7 +24,7 @@ examples:
 
 
 def _cmd_run(a: argparse.Namespace) -> int:
-    from .pipeline import StepFailed, run_pipeline
+    from dicrepro.pipeline import StepFailed, run_pipeline
 
     try:
         params = run_pipeline(a.params, only=a.only, start=a.start, progress=not a.quiet)
@@ -36,7 +36,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
 
 
 def _cmd_render(a: argparse.Namespace) -> int:
-    from .render import render_files
+    from dicrepro.diagrams.render import render_files
 
     summary = render_files([Path(p) for p in a.files], Path(a.out), workers=a.workers, timeout_s=a.timeout)
     print(summary["summary"])
@@ -48,9 +48,9 @@ def _cmd_render(a: argparse.Namespace) -> int:
 def _cmd_synth(a: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from .params import load_params
-    from .render import MermaidRenderer
-    from .synth import stage1_spec, synthesize
+    from dicrepro.data.synth import stage1_spec, synthesize
+    from dicrepro.diagrams.render import MermaidRenderer
+    from dicrepro.params import load_params
 
     params = load_params(a.params)
     spec = replace(stage1_spec(params), n=a.n, test_n=a.test_n,
@@ -63,29 +63,29 @@ def _cmd_synth(a: argparse.Namespace) -> int:
 
 
 def _cmd_augment(a: argparse.Namespace) -> int:
-    from .augment_dataset import augment_main
+    from dicrepro.data.augment_dataset import augment_main
 
     print(augment_main(a.src, a.out, seed=a.seed, kinds=a.kinds, copies=a.copies))
     return 0
 
 
 def _cmd_describe(a: argparse.Namespace) -> int:
-    from .rewrite import describe_main, format_stats
+    from dicrepro.text.rewrite import describe_main, format_stats
 
     print(format_stats(describe_main(a.dataset, backend=a.backend, params_path=a.params)))
     return 0
 
 
 def _cmd_metrics(a: argparse.Namespace) -> int:
-    from .metrics import metrics_from_files
+    from dicrepro.evaluate.metrics import metrics_from_files
 
     print(json.dumps(metrics_from_files(a.pred, a.ref), indent=2, sort_keys=True))
     return 0
 
 
 def _cmd_figures(a: argparse.Namespace) -> int:
-    from .params import load_params
-    from .workflow import make_figures
+    from dicrepro.params import load_params
+    from dicrepro.workflow import make_figures
 
     params = load_params(a.params)
     paths = make_figures(params)
@@ -94,7 +94,7 @@ def _cmd_figures(a: argparse.Namespace) -> int:
 
 
 def _cmd_check(a: argparse.Namespace) -> int:
-    from .params import load_params
+    from dicrepro.params import load_params
 
     p = load_params(a.params)
     print(f"{a.params}: valid (name={p.name}, seed={p.seed}, run_dir={p.run_dir})")
@@ -179,14 +179,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from .params import ParamsError
+    from dicrepro.params import ParamsError
 
     try:
         return args.func(args)
     except (ParamsError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except RuntimeError as e:  # e.g. an LLM endpoint that refuses us (dicrepro.llm.LLMError)
+    except RuntimeError as e:  # e.g. an LLM endpoint that refuses us (dicrepro.text.llm.LLMError)
         print(f"error: {e}", file=sys.stderr)
         return 1
 

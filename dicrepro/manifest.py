@@ -11,9 +11,9 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-from .atomic import write_json_atomic
-from .params import Params, dump_params
-from .paths import RunPaths
+from dicrepro.atomic import write_json_atomic
+from dicrepro.params import Params, dump_params
+from dicrepro.paths import RunPaths
 
 PACKAGES = ("dicrepro", "torch", "torchvision", "transformers", "tokenizers", "peft", "trl", "accelerate",
             "datasets", "papermill", "playwright", "nltk", "sacrebleu", "rouge-score", "pycocoevalcap",

@@ -150,7 +150,7 @@ class StageTrainParams(_Strict):
 
 class SFTParams(_Strict):
     backend: Literal["auto", "hf", "unsloth"] = "auto"
-    # dicrepro: dicrepro.collate.VisionSFTCollator under every backend, so both see identical inputs.
+    # dicrepro: dicrepro.train.collate.VisionSFTCollator under every backend, so both see identical inputs.
     # unsloth: Unsloth's UnslothVisionDataCollator (with train_on_responses_only), as in Unsloth's own
     # notebooks; it learns the same tokens but pre-resizes images its own way (docs/training.md).
     collator: Literal["dicrepro", "unsloth"] = "dicrepro"

@@ -10,9 +10,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .manifest import write_manifest
-from .params import Params, load_params
-from .paths import RunPaths
+from dicrepro.manifest import write_manifest
+from dicrepro.params import Params, load_params
+from dicrepro.paths import RunPaths
 
 log = logging.getLogger(__name__)
 

@@ -9,12 +9,22 @@ from pathlib import Path
 
 from datasets import Dataset, DatasetDict, Features, Image, Sequence, Value, load_from_disk
 
-from .atomic import save_dataset_atomic, write_json_atomic
-from .augment import document_look
-from .describe import caption_prompt
-from .params import Params
-from .paths import RunPaths
-from .synth import FEATURES, SynthSpec, pretrain_spec, stage1_spec, synthesize
+from dicrepro.atomic import save_dataset_atomic, write_json_atomic
+from dicrepro.data.augment import document_look
+from dicrepro.data.expert import import_annotations, leakage_flags
+from dicrepro.data.review import apply_reviews
+from dicrepro.data.synth import FEATURES, SynthSpec, pretrain_spec, stage1_spec, synthesize
+from dicrepro.data.vqa import make_vqa
+from dicrepro.data.vqa_paraphrase import format_paraphrase_stats, paraphrase_items
+from dicrepro.diagrams.graph import Diagram
+from dicrepro.diagrams.knowledge import lexicon
+from dicrepro.diagrams.render import MermaidRenderer
+from dicrepro.params import Params
+from dicrepro.paths import RunPaths
+from dicrepro.report.figures import make_figures as _figures
+from dicrepro.report.figures import write_tables
+from dicrepro.text.describe import caption_prompt
+from dicrepro.text.rewrite import format_stats, rewrite_dataset
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +44,6 @@ def run_paths(params: Params) -> RunPaths:
 
 def open_renderer(params: Params):
     """A running mermaid.js renderer configured from params (use as a context manager)."""
-    from .render import MermaidRenderer
 
     r = params.render
     return MermaidRenderer(workers=r.workers, timeout_s=r.timeout_s, width=r.width, scale=r.scale)
@@ -49,9 +58,6 @@ def build_base(params: Params) -> Path:
     if params.model.kind == "local":
         log.info("base model: local weights at %s (nothing to build)", params.model.path)
         return Path(params.model.path)
-    from .knowledge import lexicon
-    from .tiny_model import build_tiny_base
-    from .train_log import dataset_hash
 
     with open_renderer(params) as r:
         pre = synthesize(pretrain_spec(params), paths.pretrain_data, r)
@@ -60,6 +66,11 @@ def build_base(params: Params) -> Path:
     corpus = list(pre["train"]["target"]) + list(pre["train"]["prompt"]) + sorted(lexicon())
     for lang in ("en", "zh"):
         corpus.append(caption_prompt(lang))
+    # Imported here, not at the top: 04_sft imports this module before preload_unsloth(), and Unsloth must
+    # be imported before transformers/peft (which these modules pull in).
+    from dicrepro.train.tiny_model import build_tiny_base
+    from dicrepro.train.train_log import dataset_hash
+
     return build_tiny_base(params, pre, paths.base_model, tokenizer_corpus=corpus,
                            data_identity=dataset_hash(paths.pretrain_data))
 
@@ -74,8 +85,6 @@ def make_stage1(params: Params) -> DatasetDict:
     with open_renderer(params) as r:
         dd = synthesize(stage1_spec(params), folder, r)
     if params.describe.backend != "verbalizer":
-        from .rewrite import format_stats, rewrite_dataset
-
         log.info(format_stats(rewrite_dataset(folder, params)))
         dd = load_from_disk(str(folder))
     return dd
@@ -142,8 +151,6 @@ def make_stage2(params: Params):
     else:
         dd, report = _import_expert(params, paths)
     if paths.stage2_reviews.exists():
-        from .review import apply_reviews
-
         before = len(dd["train"])
         dd = DatasetDict({"train": apply_reviews(dd["train"], paths.stage2_reviews), "test": dd["test"]})
         log.info("applied reviews from %s: %d -> %d training rows", paths.stage2_reviews, before,
@@ -157,8 +164,6 @@ def _save(dd: DatasetDict, folder: Path) -> None:
 
 
 def _import_expert(params: Params, paths: RunPaths):
-    from .expert import import_annotations, leakage_flags
-
     report = import_annotations(params.stage2.annotations)
     rows = report.rows
     evals = _eval_images(params)
@@ -188,8 +193,6 @@ def vqa_image_spec(params: Params) -> SynthSpec:
 def make_stage3(params: Params) -> DatasetDict:
     """Stage-3 VQA: objective questions with answer keys computed from each diagram's graph, and open
     questions for the global/partial/detail views; split by diagram (no diagram in both splits)."""
-    from .graph import Diagram
-    from .vqa import make_vqa
 
     paths = run_paths(params)
     img_dir = paths.data / "stage3_images"
@@ -197,7 +200,6 @@ def make_stage3(params: Params) -> DatasetDict:
         images = synthesize(vqa_image_spec(params), img_dir, r)
     rng = random.Random(params.seed + 3)
     # Distractors from the domain for diagrams too small to supply three wrong options themselves.
-    from .knowledge import lexicon
 
     pool = sorted(x for x in lexicon("ict") if x.isascii() and 3 <= len(x) <= 40)
     out = {}
@@ -208,7 +210,6 @@ def make_stage3(params: Params) -> DatasetDict:
                          distractor_pool=pool)
         if params.stage3.paraphrase and split == "train":
             # Test questions stay as generated: objective accuracy never depends on an LLM's wording.
-            from .vqa_paraphrase import format_paraphrase_stats, paraphrase_items
 
             items, pstats = paraphrase_items(items, dict(diagrams), params.describe,
                                              cache_path=paths.data / "stage3_paraphrase_cache.jsonl")
@@ -241,8 +242,9 @@ def image_of(row: dict):
 # --- evaluation and figures -----------------------------------------------------------------------------
 
 def evaluate(params: Params):
-    """Step 5: see :func:`dicrepro.evaluate.evaluate`."""
-    from .evaluate import evaluate as _evaluate
+    """Step 5: see :func:`dicrepro.evaluate.run.evaluate`."""
+
+    from dicrepro.evaluate.run import evaluate as _evaluate  # lazy for Unsloth's import order (see build_base)
 
     return _evaluate(params)
 
@@ -250,7 +252,6 @@ def evaluate(params: Params):
 def make_figures(params: Params) -> list[Path]:
     """Step 6: tables (CSV/Markdown/LaTeX under RUN/results) and figures (PNG+PDF in figures_dir), from
     recorded results only."""
-    from .figures import make_figures as _figures, write_tables
 
     paths = run_paths(params)
     if not (paths.results / "caption_scores.csv").exists():

@@ -14,7 +14,8 @@ PARAMS = 'params_path = "params/tiny.yaml"  # papermill injects the run\'s param
 SETUP = """import logging
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 from dicrepro.params import load_params
-from dicrepro import workflow, show
+from dicrepro import workflow
+from dicrepro.report import show
 params = load_params(params_path)
 paths = workflow.run_paths(params)
 print(params.name, "| seed", params.seed, "| run folder", paths.root)"""
@@ -46,7 +47,7 @@ NOTEBOOKS = {
         ("md", "## The rewriting prompt\n\nWith `describe.backend: openai` or `hf`, an LLM rewrites each "
                "verbalizer draft with this versioned template (`dicrepro/prompts/`), and the faithfulness gate "
                "checks every reply against the graph. The default `verbalizer` backend needs no LLM."),
-        ("code", "from dicrepro.rewrite_prompt import load_prompt\nprompt = load_prompt(params.describe.prompt)\n"
+        ("code", "from dicrepro.text.rewrite_prompt import load_prompt\nprompt = load_prompt(params.describe.prompt)\n"
                  "print('version:', prompt.version)\nprint(prompt.system)\nprint(prompt.user)"),
     ],
     "02_expert_pairs.ipynb": [
@@ -63,7 +64,7 @@ NOTEBOOKS = {
         ("md", "## Review\n\nIn JupyterLab: edit, accept or reject each pair. Every decision is saved at once "
                "to `RUN/data/stage2_reviews.jsonl` (closing the notebook loses nothing) and applied to the "
                "training split the next time this step runs."),
-        ("code", "from dicrepro.review import review_widget\nreview_widget(ds['train'], paths.stage2_reviews)"),
+        ("code", "from dicrepro.data.review import review_widget\nreview_widget(ds['train'], paths.stage2_reviews)"),
     ],
     "03_vqa.ipynb": [
         ("md", "# 3. Stage-3 data: VQA instructions\n\nObjective questions (multiple choice, true/false, "
@@ -83,10 +84,10 @@ NOTEBOOKS = {
                "a model card, the loss curve and its lineage."),
         ("params", PARAMS + "\nstage = 1"),
         ("code", SETUP),
-        ("code", "from dicrepro.sft_backends import preload_unsloth\n"
+        ("code", "from dicrepro.train.backends import preload_unsloth\n"
                  "# Unsloth patches transformers, peft and trl: it must be imported before them (no-op without a GPU)\n"
                  "preload_unsloth(params)\n"
-                 "from dicrepro.sft import train_stage\nstage_dir = train_stage(params, int(stage))\nstage_dir"),
+                 "from dicrepro.train.sft import train_stage\nstage_dir = train_stage(params, int(stage))\nstage_dir"),
         ("code", "import pandas as pd\nloss = pd.read_csv(stage_dir / 'loss.csv')\nloss.plot(x='step', y='loss', title=f'stage {stage} training loss');\nloss.tail()"),
         ("code", "print((stage_dir / 'lineage.json').read_text())"),
     ],

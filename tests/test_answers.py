@@ -2,7 +2,7 @@
 
 import pytest
 
-from dicrepro.answers import extract_bool, extract_choice, extract_number, is_correct
+from dicrepro.evaluate.answers import extract_bool, extract_choice, extract_number, is_correct
 
 OPTS = ["Router", "Switch", "Firewall", "Load balancer"]
 ZH_OPTS = ["接入和移动管理功能", "会话管理功能", "用户面功能", "统一数据管理"]

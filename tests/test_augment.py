@@ -10,8 +10,8 @@ from datasets import Dataset, DatasetDict
 from PIL import Image, ImageDraw
 
 from dicrepro.atomic import save_dataset_atomic
-from dicrepro.augment_dataset import augment_dataset, augment_main
-from dicrepro.synth import FEATURES
+from dicrepro.data.augment_dataset import augment_dataset, augment_main
+from dicrepro.data.synth import FEATURES
 
 
 def _png(i: int) -> bytes:

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from dicrepro.box_diagrams import box_dataset
 from dicrepro.params import Params
-from dicrepro.tiny_model import build_tiny_base
+from dicrepro.train.box_diagrams import box_dataset
+from dicrepro.train.tiny_model import build_tiny_base
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 REPO = Path(__file__).resolve().parents[1]

@@ -14,10 +14,10 @@ import yaml
 from safetensors.torch import load_file
 from test_sft import tiny_params
 
-from dicrepro.box_diagrams import box_dataset
 from dicrepro.params import dump_params
 from dicrepro.paths import RunPaths
-from dicrepro.tiny_model import build_tiny_base
+from dicrepro.train.box_diagrams import box_dataset
+from dicrepro.train.tiny_model import build_tiny_base
 
 pytestmark = pytest.mark.slow
 
@@ -29,14 +29,14 @@ def free_port() -> int:
 
 
 def accelerate_launch(n: int, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    """``accelerate launch --multi_gpu --num_processes n -m dicrepro.train_stage ARGS`` on CPU, on a free port.
+    """``accelerate launch --multi_gpu --num_processes n -m dicrepro.train.launch ARGS`` on CPU, on a free port.
 
     ``--multi_gpu`` makes accelerate start the processes with torchrun; with no CUDA device visible they
     form a gloo group. (``--cpu`` would start a single process: accelerate's multi-CPU launcher is mpirun.)
     """
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(n),
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-           "--main_process_port", str(free_port()), "-m", "dicrepro.train_stage", *args]
+           "--main_process_port", str(free_port()), "-m", "dicrepro.train.launch", *args]
     # CPU even on a GPU machine; one thread per process: the two ranks share the machine's cores.
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
            "TOKENIZERS_PARALLELISM": "false"}
@@ -99,14 +99,14 @@ def test_two_processes_train_one_stage_and_save_one_model(params_file):
 
 
 def test_help_names_accelerate_launch():
-    proc = subprocess.run([sys.executable, "-m", "dicrepro.train_stage", "--help"], check=False,
+    proc = subprocess.run([sys.executable, "-m", "dicrepro.train.launch", "--help"], check=False,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0
     assert "accelerate launch --num_processes" in proc.stdout and "--stage {1,2,3}" in proc.stdout
 
 
 def test_unsloth_refuses_several_processes(monkeypatch):
-    from dicrepro.sft_backends import BackendUnavailable, resolve_backend
+    from dicrepro.train.backends import BackendUnavailable, resolve_backend
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(BackendUnavailable, match="2 processes.*one GPU.*sft.backend: hf"):

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from dicrepro.describe import caption_prompt, describe, diagram_labels
-from dicrepro.graph import Diagram, Edge, Group, Node
+from dicrepro.diagrams.graph import Diagram, Edge, Group, Node
+from dicrepro.text.describe import caption_prompt, describe, diagram_labels
 
 TYPES = ["flowchart", "sequence", "state", "class", "er", "gantt", "pie", "mindmap", "timeline", "block",
          "architecture", "xychart", "quadrant", "requirement", "packet"]
@@ -19,7 +19,7 @@ def _zh(language: str, en: str, zh: str) -> str:
 
 
 def fixture_diagrams(language: str = "en") -> list[Diagram]:
-    """One small hand-written diagram per type, following dicrepro.graph's conventions."""
+    """One small hand-written diagram per type, following dicrepro.diagrams.graph's conventions."""
     L = lambda en, zh: _zh(language, en, zh)  # noqa: E731
     D = lambda t, title, **kw: Diagram(t, title, L("5G registration", "5G注册"), L("5G core", "5G核心网"),  # noqa: E731
                                        language=language, **kw)
@@ -213,8 +213,8 @@ def test_diagram_labels_lists_members_and_skips_empty():
 
 @pytest.mark.parametrize("language", ["en", "zh"])
 def test_sampled_diagrams_are_described_faithfully(language):
-    # Runs once dicrepro.diagrams (the samplers) is present: the same guarantees on generated graphs.
-    diagrams = pytest.importorskip("dicrepro.diagrams")
+    # Runs once dicrepro.diagrams.sample (the samplers) is present: the same guarantees on generated graphs.
+    diagrams = pytest.importorskip("dicrepro.diagrams.sample")
     rng = random.Random(17)
     for t in TYPES:
         for _ in range(3):

@@ -1,5 +1,5 @@
 """Diagram sampling and Mermaid writing: determinism, sizes, escaping, and every type rendered by the real
-mermaid.js (through dicrepro.render) to a non-blank PNG."""
+mermaid.js (through dicrepro.diagrams.render) to a non-blank PNG."""
 
 from __future__ import annotations
 
@@ -12,10 +12,17 @@ import re
 import pytest
 from PIL import Image
 
-from dicrepro.diagrams import (element_count, example_diagrams, render_config, sample_diagram, supported_types,
-                               to_mermaid, topics_for)
-from dicrepro.graph import Diagram
-from dicrepro.knowledge import topic as kb_topic
+from dicrepro.diagrams.graph import Diagram
+from dicrepro.diagrams.knowledge import topic as kb_topic
+from dicrepro.diagrams.sample import (
+    element_count,
+    example_diagrams,
+    render_config,
+    sample_diagram,
+    supported_types,
+    to_mermaid,
+    topics_for,
+)
 
 
 def topic_area(topic_id: str) -> str:
@@ -201,7 +208,7 @@ def test_escaping_keeps_statements_on_one_line():
 
 @pytest.fixture(scope="module")
 def renderer():
-    render = pytest.importorskip("dicrepro.render")
+    render = pytest.importorskip("dicrepro.diagrams.render")
     with render.MermaidRenderer(workers=2, timeout_s=30, width=600, progress=False) as r:
         yield r
 

@@ -6,7 +6,7 @@ import json
 import pytest
 from PIL import Image
 
-from dicrepro.expert import AnnotationError, import_annotations, leakage_flags
+from dicrepro.data.expert import AnnotationError, import_annotations, leakage_flags
 
 GOOD_TEXT = "The UE sends a RegistrationRequest to the AMF, which authenticates it via the AUSF."
 

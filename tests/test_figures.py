@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from dicrepro.figures import make_figures, write_tables
+from dicrepro.report.figures import make_figures, write_tables
 
 MODELS = ["base", "stage1", "stage2", "stage3"]
 METRICS = ["bleu1", "bleu2", "bleu3", "bleu4", "meteor", "rougeL", "cider"]

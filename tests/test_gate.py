@@ -8,10 +8,16 @@ import random
 import pytest
 from test_describe import TYPES, fixture_diagrams
 
-from dicrepro.describe import describe, diagram_labels
-from dicrepro.gate import (candidate_labels, check_faithful, detail_labels, diagram_strings, normalize,
-                           ordered_labels)
-from dicrepro.graph import Diagram, Edge, Node
+from dicrepro.diagrams.graph import Diagram, Edge, Node
+from dicrepro.text.describe import describe, diagram_labels
+from dicrepro.text.gate import (
+    candidate_labels,
+    check_faithful,
+    detail_labels,
+    diagram_strings,
+    normalize,
+    ordered_labels,
+)
 
 # Domain labels a careless LLM might add (a stand-in for knowledge.lexicon(), so the test is self-contained).
 LEXICON = ["SMF", "UPF", "AUSF", "UDM", "AMF", "gNB", "N3", "Nsmf_PDUSession_CreateSMContext",
@@ -151,7 +157,7 @@ def test_candidate_labels_keep_specific_entries_only():
 
 
 def test_sampled_diagrams_pass_with_the_knowledge_base_lexicon():
-    diagrams = pytest.importorskip("dicrepro.diagrams")
+    diagrams = pytest.importorskip("dicrepro.diagrams.sample")
     rng = random.Random(5)
     for language in ("en", "zh"):
         for t in TYPES:

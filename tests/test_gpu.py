@@ -48,9 +48,9 @@ def gpu_params(run_dir, backend: str):
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    from dicrepro.box_diagrams import box_dataset
     from dicrepro.paths import RunPaths
-    from dicrepro.tiny_model import build_tiny_base
+    from dicrepro.train.box_diagrams import box_dataset
+    from dicrepro.train.tiny_model import build_tiny_base
 
     root = tmp_path_factory.mktemp("gpu_run")
     p = gpu_params(root, "hf")
@@ -66,7 +66,7 @@ def _train_two_stages(params):
     from safetensors.torch import load_file
     from transformers import AutoModelForImageTextToText
 
-    from dicrepro.sft import train_stage
+    from dicrepro.train.sft import train_stage
 
     for stage in (1, 2):
         out = train_stage(params, stage)
@@ -85,7 +85,7 @@ def _train_two_stages(params):
 def test_hf_backend_trains_in_4bit(run, tmp_path):
     import shutil
 
-    from dicrepro.sft_backends import load_hf
+    from dicrepro.train.backends import load_hf
 
     root = tmp_path / "run"
     shutil.copytree(run, root)
@@ -101,7 +101,7 @@ def test_hf_backend_trains_in_4bit(run, tmp_path):
 def test_unsloth_backend_trains_in_4bit(run, tmp_path):
     import shutil
 
-    from dicrepro.sft_backends import resolve_backend
+    from dicrepro.train.backends import resolve_backend
 
     assert resolve_backend("auto") == "unsloth"
     root = tmp_path / "run"
@@ -114,7 +114,7 @@ def test_unsloth_backend_trains_in_4bit(run, tmp_path):
 def test_unsloth_backend_trains_with_unsloths_collator(run, tmp_path):
     import shutil
 
-    from dicrepro.sft import train_stage
+    from dicrepro.train.sft import train_stage
 
     root = tmp_path / "run"
     shutil.copytree(run, root)

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from dicrepro.knowledge import KnowledgeError, areas, build_kb, lexicon, load_kb, topics
+from dicrepro.diagrams.knowledge import KnowledgeError, areas, build_kb, lexicon, load_kb, topics
 
 HAN = re.compile(r"[\u4e00-\u9fff]")
 

@@ -9,10 +9,10 @@ import pytest
 from datasets import Dataset, DatasetDict, load_from_disk
 from test_describe import fixture_diagrams
 
-from dicrepro.describe import describe
-from dicrepro.llm import ChatRequest, ReplyCache, hf_backend
 from dicrepro.params import DescribeParams
-from dicrepro.rewrite import rewrite_dataset
+from dicrepro.text.describe import describe
+from dicrepro.text.llm import ChatRequest, ReplyCache, hf_backend
+from dicrepro.text.rewrite import rewrite_dataset
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -22,7 +22,7 @@ def tiny_lm(tmp_path_factory):
     """A 1-layer Qwen2 causal LM with a locally trained tokenizer and a chat template."""
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from dicrepro.tiny_tokenizer import train_tokenizer
+    from dicrepro.train.tiny_tokenizer import train_tokenizer
 
     corpus = [describe(d, random.Random(0))["description"] for lang in ("en", "zh") for d in fixture_diagrams(lang)]
     tok = train_tokenizer(corpus, vocab_size=400)

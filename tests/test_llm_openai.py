@@ -12,8 +12,8 @@ import httpx
 import pytest
 from chat_server import ChatServer, Reply, completion
 
-from dicrepro.llm import ChatRequest, LLMError, ReplyCache, openai_backend, post_chat
 from dicrepro.params import DescribeParams
+from dicrepro.text.llm import ChatRequest, LLMError, ReplyCache, openai_backend, post_chat
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -9,10 +9,18 @@ from nltk.translate.meteor_score import meteor_score
 from pycocoevalcap.cider.cider import Cider
 from rouge_score.rouge_scorer import RougeScorer
 
-from dicrepro import metrics
-from dicrepro.metrics import (CAPTION_METRICS, RougeTokenizer, caption_scores, format_improvement,
-                              metrics_from_files, objective_scores, relative_improvement, score_table,
-                              tokenize)
+from dicrepro.evaluate import metrics
+from dicrepro.evaluate.metrics import (
+    CAPTION_METRICS,
+    RougeTokenizer,
+    caption_scores,
+    format_improvement,
+    metrics_from_files,
+    objective_scores,
+    relative_improvement,
+    score_table,
+    tokenize,
+)
 
 REFS = [
     "The UE sends a Registration Request to the AMF, which selects an AUSF for authentication.",
@@ -188,7 +196,7 @@ def many_pairs(n=300):
 
 
 def test_sharded_cider_is_exactly_pycocoevalcap_cider():
-    from dicrepro.cider import cider_d
+    from dicrepro.evaluate.cider import cider_d
 
     refs, preds = many_pairs(300)
     rt, pt = [" ".join(t) for t in toks(refs)], [" ".join(t) for t in toks(preds)]
@@ -203,7 +211,7 @@ def test_sharded_cider_is_exactly_pycocoevalcap_cider():
 
 
 def test_score_cider_uses_processes_above_the_threshold_and_agrees(monkeypatch):
-    from dicrepro import cider
+    from dicrepro.evaluate import cider
 
     refs, preds = many_pairs(120)
     serial = metrics.score_cider(refs, preds)

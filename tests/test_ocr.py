@@ -6,8 +6,8 @@ from datasets import Dataset, Features, Image, Value
 from PIL import Image as PILImage
 
 from dicrepro.atomic import read_jsonl
-from dicrepro.ocr import ocr_image, ocr_to_jsonl, tesseract_languages
-from dicrepro.render import render_mermaid
+from dicrepro.diagrams.render import render_mermaid
+from dicrepro.evaluate.ocr import ocr_image, ocr_to_jsonl, tesseract_languages
 
 SOURCE = "flowchart LR\n  A[Registration Request] --> B[Authentication Request]"
 

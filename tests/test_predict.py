@@ -5,10 +5,10 @@ import os
 
 import pytest
 
-from dicrepro.box_diagrams import box_dataset
+from dicrepro.evaluate.predict import generate, load_for_inference, predict_to_jsonl
 from dicrepro.params import Params
-from dicrepro.predict import generate, load_for_inference, predict_to_jsonl
-from dicrepro.tiny_model import build_tiny_base
+from dicrepro.train.box_diagrams import box_dataset
+from dicrepro.train.tiny_model import build_tiny_base
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
@@ -65,7 +65,7 @@ def test_predictions_of_a_changed_model_are_made_again(model_dir, test_rows, tmp
     stamp = out.stat().st_mtime_ns
     predict_to_jsonl(model_dir, "base", test_rows, out, max_new_tokens=6, identity={"model": "m1"})
     assert out.stat().st_mtime_ns == stamp  # same model: reused
-    caplog.set_level("INFO", logger="dicrepro.predict")
+    caplog.set_level("INFO", logger="dicrepro.evaluate.predict")
     predict_to_jsonl(model_dir, "base", test_rows, out, max_new_tokens=6, identity={"model": "m2"})
     assert "predicting again" in caplog.text
     assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == test_rows["id"]  # each id once

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dicrepro.render import MermaidRenderer, RenderResult, mermaid_js_path, render_files
+from dicrepro.diagrams.render import MermaidRenderer, RenderResult, mermaid_js_path, render_files
 
 # One small ICT-flavoured example of every diagram type the synthesizer emits.
 EXAMPLES = {
@@ -164,11 +164,10 @@ def test_a_diagram_renders_the_same_whatever_was_drawn_before():
     diagrams, rendered in three orders, gave 2 to 6 of them with different bytes. Now every diagram gives
     the same PNG in every order."""
     import random
-
-    from dicrepro.params import load_params
-    from dicrepro.synth import plan_sample, pretrain_spec
-
     from pathlib import Path
+
+    from dicrepro.data.synth import plan_sample, pretrain_spec
+    from dicrepro.params import load_params
 
     spec = pretrain_spec(load_params(Path(__file__).resolve().parents[1] / "params" / "tiny.yaml"))
     plans = [plan_sample(spec, i) for i in range(spec.n)]

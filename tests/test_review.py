@@ -3,7 +3,7 @@
 from datasets import Dataset, Features, Image, Value
 from PIL import Image as PILImage
 
-from dicrepro.review import apply_reviews, load_decisions, review_widget
+from dicrepro.data.review import apply_reviews, load_decisions, review_widget
 
 
 def tiny_pairs(n=4):

@@ -13,12 +13,12 @@ from datasets import Dataset, DatasetDict, Features, Image, Value, load_from_dis
 from PIL import Image as PILImage
 from test_describe import fixture_diagrams
 
-from dicrepro.describe import describe
-from dicrepro.graph import Diagram
-from dicrepro.llm import LLMError
+from dicrepro.diagrams.graph import Diagram
 from dicrepro.params import DescribeParams
-from dicrepro.rewrite import describe_main, rewrite_dataset
-from dicrepro.rewrite_prompt import build_messages, load_prompt, parse_reply
+from dicrepro.text.describe import describe
+from dicrepro.text.llm import LLMError
+from dicrepro.text.rewrite import describe_main, rewrite_dataset
+from dicrepro.text.rewrite_prompt import build_messages, load_prompt, parse_reply
 
 pytestmark = pytest.mark.timeout(60)
 

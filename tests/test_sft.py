@@ -10,13 +10,13 @@ import torch
 from datasets import load_from_disk
 from safetensors.torch import load_file
 
-from dicrepro.box_diagrams import box_dataset
-from dicrepro.collate import IGNORE_INDEX, MaxLengthError, VisionSFTCollator
 from dicrepro.params import Params, ParamsError, load_params
 from dicrepro.paths import RunPaths
-from dicrepro.sft import StageInputError, train_stage
-from dicrepro.sft_backends import BackendUnavailable, resolve_backend, unsloth_importable
-from dicrepro.tiny_model import build_tiny_base
+from dicrepro.train.backends import BackendUnavailable, resolve_backend, unsloth_importable
+from dicrepro.train.box_diagrams import box_dataset
+from dicrepro.train.collate import IGNORE_INDEX, MaxLengthError, VisionSFTCollator
+from dicrepro.train.sft import StageInputError, train_stage
+from dicrepro.train.tiny_model import build_tiny_base
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
@@ -97,14 +97,14 @@ def test_three_stages_each_continue_from_the_last(params):
 def test_finished_stage_is_not_retrained(params, caplog):
     out = train_stage(params, 1)
     stamp = (out / "lineage.json").stat().st_mtime_ns
-    caplog.set_level("INFO", logger="dicrepro.sft")
+    caplog.set_level("INFO", logger="dicrepro.train.sft")
     assert train_stage(params, 1) == out
     assert (out / "lineage.json").stat().st_mtime_ns == stamp
     assert "already trained" in caplog.text
 
 
 def test_only_what_a_stage_depends_on_retrains_it(params, caplog):
-    caplog.set_level("INFO", logger="dicrepro.sft")
+    caplog.set_level("INFO", logger="dicrepro.train.sft")
     out1 = train_stage(params, 1)
     first = json.loads((out1 / "lineage.json").read_text())
     first_adapter = (out1 / "adapter" / "adapter_model.safetensors").read_bytes()
@@ -193,8 +193,8 @@ def test_unsloth_can_still_be_imported_first():
     import subprocess
     import sys
 
-    code = ("import sys; from dicrepro.params import Params; from dicrepro import workflow, show; "
-            "from dicrepro.sft_backends import preload_unsloth; p = Params(); p.sft.backend = 'hf'; "
+    code = ("import sys; from dicrepro.params import Params; from dicrepro import workflow; from dicrepro.report import show; "
+            "from dicrepro.train.backends import preload_unsloth; p = Params(); p.sft.backend = 'hf'; "
             "assert preload_unsloth(p) is False; "
             "print(sorted(m for m in ('transformers', 'peft', 'trl') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -279,7 +279,7 @@ def test_unsloth_collator_without_unsloth_fails_at_once_naming_the_field(params)
 def test_unsloths_collator_learns_the_same_tokens_as_ours(run, processor):
     from transformers import AutoModelForImageTextToText
 
-    from dicrepro.sft_backends import unsloth_collator
+    from dicrepro.train.backends import unsloth_collator
 
     rows = list(load_from_disk(str(RunPaths(run).stage1_data))["train"])
     model = AutoModelForImageTextToText.from_pretrained(RunPaths(run).base_model)

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 from datasets import load_from_disk
 
-from dicrepro.graph import Diagram
-from dicrepro.render import MermaidRenderer
-from dicrepro.synth import SynthSpec, synthesize
+from dicrepro.data.synth import SynthSpec, synthesize
+from dicrepro.diagrams.graph import Diagram
+from dicrepro.diagrams.render import MermaidRenderer
 
 SPEC = SynthSpec(n=9, test_n=3, seed=42, diagram_types=("flowchart", "sequence", "state", "pie"),
                  languages={"en": 0.6, "zh": 0.4}, max_elements=6, shard_size=4)
@@ -72,7 +72,7 @@ def test_other_seed_other_data(tmp_path, renderer):
 def test_broken_mermaid_is_recorded_and_skipped(tmp_path, renderer, monkeypatch):
     import zlib
 
-    import dicrepro.synth as synth
+    import dicrepro.data.synth as synth
 
     real = synth.to_mermaid
 

@@ -7,10 +7,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from dicrepro.box_diagrams import box_dataset
 from dicrepro.params import Params
-from dicrepro.tiny_model import build_tiny_base, tiny_config
-from dicrepro.tiny_tokenizer import QWEN25_VL_CHAT_TEMPLATE, QWEN_SPECIAL_TOKENS, train_tokenizer
+from dicrepro.train.box_diagrams import box_dataset
+from dicrepro.train.tiny_model import build_tiny_base, tiny_config
+from dicrepro.train.tiny_tokenizer import QWEN25_VL_CHAT_TEMPLATE, QWEN_SPECIAL_TOKENS, train_tokenizer
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # nothing may come from a hub
 
@@ -105,7 +105,7 @@ def test_a_base_built_from_the_same_recipe_is_kept(tmp_path, general, caplog):
     p = smoke_params(tmp_path, pretrain_samples=0)
     out = build_tiny_base(p, general, tmp_path / "base", tokenizer_corpus=corpus(general), data_identity="d1")
     built = (out / "model.safetensors").stat().st_mtime_ns
-    with caplog.at_level("INFO", logger="dicrepro.tiny_model"):
+    with caplog.at_level("INFO", logger="dicrepro.train.tiny_model"):
         build_tiny_base(p, general, out, tokenizer_corpus=corpus(general), data_identity="d1")
     assert "already built from this recipe" in caplog.text
     assert (out / "model.safetensors").stat().st_mtime_ns == built

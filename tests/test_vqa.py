@@ -7,10 +7,10 @@ import re
 from collections import Counter
 
 import pytest
-
-from dicrepro.graph import Diagram
-from dicrepro.vqa import KINDS, choose_test_diagrams, make_vqa, split_by_diagram
 from test_describe import fixture_diagrams
+
+from dicrepro.data.vqa import KINDS, choose_test_diagrams, make_vqa, split_by_diagram
+from dicrepro.diagrams.graph import Diagram
 
 POOL = ["PCF", "NRF", "UDM", "HSS", "SMSF", "NSSF", "Paging", "Handover Request", "RRC Release"]
 
@@ -247,8 +247,8 @@ def test_bad_input_is_rejected():
 
 
 def test_sampled_diagrams_answer_keys_rederived():
-    # Runs once dicrepro.diagrams (the samplers) is present: answer keys on generated graphs.
-    diagrams = pytest.importorskip("dicrepro.diagrams")
+    # Runs once dicrepro.diagrams.sample (the samplers) is present: answer keys on generated graphs.
+    diagrams = pytest.importorskip("dicrepro.diagrams.sample")
     rng = random.Random(5)
     types = ["flowchart", "sequence", "state", "class", "er", "gantt", "pie", "mindmap", "timeline", "block",
              "architecture", "xychart", "quadrant", "requirement", "packet"]

@@ -10,9 +10,9 @@ import pytest
 from chat_server import ChatServer, Reply, completion
 from test_describe import fixture_diagrams
 
+from dicrepro.data.vqa import make_vqa
+from dicrepro.data.vqa_paraphrase import check_paraphrase, paraphrase_items, question_labels
 from dicrepro.params import DescribeParams
-from dicrepro.vqa import make_vqa
-from dicrepro.vqa_paraphrase import check_paraphrase, paraphrase_items, question_labels
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -1,0 +1,413 @@
+"""Graph -> Mermaid text, one writer per diagram type, and the mermaid config of a sample.
+
+Every label goes through an escaper made for the grammar it lands in: quoted labels get ``"`` as an
+entity code, bare labels (sequence messages, state transitions, gantt tasks, timeline events...) get the
+characters that end a statement there (``:`` ``;`` ``#``) as Mermaid entity codes (``#58;`` ...), which
+mermaid.js decodes back before drawing. So the text drawn is exactly the label stored in the graph.
+Node ids are replaced by generated ones (``n0``, ``n1``...) so no graph id can collide with a keyword
+(``end``, ``graph``) or an arrow head (``o``, ``x``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from datetime import date, timedelta
+
+from dicrepro.diagrams.graph import Diagram, Node
+
+# Mermaid entity codes; '#' first so the codes themselves are not re-escaped (one regex pass anyway).
+_CODES = {"#": "#35;", '"': "#quot;", ":": "#58;", ";": "#59;", "<": "#lt;", ">": "#gt;", "\n": " ",
+          "{": "#123;", "}": "#125;", "[": "#91;", "]": "#93;", "|": "#124;", ",": "#44;", "%": "#37;",
+          "(": "#40;", ")": "#41;", "-": "#45;"}
+
+
+def esc(text: str, chars: str = '#"<>') -> str:
+    """``text`` with each character of ``chars`` (and newlines) replaced by its Mermaid entity code."""
+    chars = set(chars) | {"\n"}
+    return "".join(_CODES[c] if c in chars else c for c in str(text))
+
+
+def q(text: str) -> str:
+    """A double-quoted Mermaid string holding ``text`` verbatim."""
+    return f'"{esc(text)}"'
+
+
+def bare(text: str) -> str:
+    """``text`` for a bare, line-terminated label (messages, transitions, tasks, members)."""
+    return esc(text, '#"<>:;').strip() or "#32;"
+
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+
+
+def _ids(d: Diagram) -> dict[str, str]:
+    return {n.id: f"n{i}" for i, n in enumerate(d.nodes)}
+
+
+def _frontmatter(d: Diagram) -> str:
+    if not d.meta.get("show_title", True) or not d.title:
+        return ""
+    return f"---\ntitle: {json.dumps(d.title, ensure_ascii=False)}\n---\n"
+
+
+# --- flowchart and block -----------------------------------------------------------------------------
+
+SHAPES = {
+    "rect": '["{}"]', "round": '("{}")', "stadium": '(["{}"])', "subroutine": '[["{}"]]',
+    "cylinder": '[("{}")]', "circle": '(("{}"))', "rhombus": '{{"{}"}}', "hexagon": '{{{{"{}"}}}}',
+    "parallelogram": '[/"{}"/]', "parallelogram_alt": '[\\"{}"\\]', "trapezoid": '[/"{}"\\]',
+    "asymmetric": '>"{}"]',
+}
+DEFAULT_SHAPE = {"process": "rect", "default": "rect", "decision": "rhombus", "start": "stadium",
+                 "end": "stadium", "io": "parallelogram", "subroutine": "subroutine", "database": "cylinder",
+                 "server": "rect", "cloud": "round", "disk": "cylinder", "internet": "hexagon"}
+ARROWS = {"solid": "-->", "dotted": "-.->", "thick": "==>"}
+
+
+def _node_decl(n: Node, nid: str, shapes: dict[str, str]) -> str:
+    shape = shapes.get(n.kind) or DEFAULT_SHAPE.get(n.kind, "rect")
+    return nid + SHAPES[shape].format(esc(n.label))
+
+
+def _flowchart(d: Diagram) -> str:
+    ids, shapes = _ids(d), d.meta.get("shapes", {})
+    lines = [f"flowchart {d.meta.get('direction', 'TD')}"]
+    grouped = {m for g in d.groups for m in g.members}
+    for n in d.nodes:
+        if n.id not in grouped:
+            lines.append("  " + _node_decl(n, ids[n.id], shapes))
+    for i, g in enumerate(d.groups):
+        lines.append(f"  subgraph g{i}[{q(g.label)}]")
+        lines += ["    " + _node_decl(d.node(m), ids[m], shapes) for m in g.members]
+        lines.append("  end")
+    arrow = ARROWS[d.meta.get("edge_style", "solid")]
+    for e in d.edges:
+        label = f"|{q(e.label)}|" if e.label else ""
+        lines.append(f"  {ids[e.src]} {arrow}{label} {ids[e.dst]}")
+    return "\n".join(lines)
+
+
+def _block(d: Diagram) -> str:
+    ids, shapes = _ids(d), d.meta.get("shapes", {})
+    lines = ["block-beta", f"  columns {int(d.meta.get('columns', 3))}"]
+    lines += ["  " + _node_decl(n, ids[n.id], shapes) for n in d.nodes]
+    for e in d.edges:
+        mid = f' -- {q(e.label)} --> ' if e.label else " --> "
+        lines.append(f"  {ids[e.src]}{mid}{ids[e.dst]}")
+    return "\n".join(lines)
+
+
+# --- architecture ------------------------------------------------------------------------------------
+
+ARCH_ICONS = ("cloud", "database", "disk", "internet", "server")
+
+
+def _arch_label(label: str) -> str:
+    # architecture-beta draws its labels without decoding entity codes: raw text in quotes, and a
+    # double quote cannot be written at all.
+    if '"' in label or "\n" in label:
+        raise ValueError(f"architecture label {label!r} cannot hold a double quote or newline")
+    return f'"{label}"'
+
+
+def _architecture(d: Diagram) -> str:
+    ids = _ids(d)
+    lines = ["architecture-beta"]
+    zone = {}
+    for i, g in enumerate(d.groups):
+        lines.append(f"  group g{i}(cloud)[{_arch_label(g.label)}]")
+        zone.update({m: f"g{i}" for m in g.members})
+    for n in d.nodes:
+        icon = n.kind if n.kind in ARCH_ICONS else "server"
+        where = f" in {zone[n.id]}" if n.id in zone else ""
+        lines.append(f"  service {ids[n.id]}({icon})[{_arch_label(n.label)}]{where}")
+    for e in d.edges:
+        a, b = e.attrs.get("sides", ["R", "L"])
+        lines.append(f"  {ids[e.src]}:{a} --> {b}:{ids[e.dst]}")
+    return "\n".join(lines)
+
+
+# --- sequence ----------------------------------------------------------------------------------------
+
+SEQ_ARROWS = {"sync": "->>", "async": "-)", "reply": "-->>", "default": "->>"}
+_PHASE_COLORS = ("rgba(66,133,244,0.10)", "rgba(52,168,83,0.10)", "rgba(251,188,4,0.12)",
+                 "rgba(234,67,53,0.08)", "rgba(128,128,128,0.10)")
+
+
+def _sequence(d: Diagram) -> str:
+    ids = _ids(d)
+    lines = ["sequenceDiagram"]
+    if d.meta.get("autonumber"):
+        lines.append("  autonumber")
+    for n in d.nodes:
+        word = "actor" if n.kind == "actor" else "participant"
+        lines.append(f"  {word} {ids[n.id]} as {bare(n.label)}")
+    edges = d.ordered_edges()
+    # Phases are contiguous runs of message indices (the sampler guarantees it); drawn as a tinted
+    # rect with a note naming the phase over the participants it spans.
+    starts = {min(int(m) for m in g.members): g for g in d.groups if g.members}
+    open_until = -1
+    for i, e in enumerate(edges):
+        if i in starts:
+            g = starts[i]
+            members = sorted(int(m) for m in g.members)
+            span = [x for k in members for x in (edges[k].src, edges[k].dst)]
+            order = [n.id for n in d.nodes if n.id in span]
+            lines.append(f"  rect {_PHASE_COLORS[len(lines) % len(_PHASE_COLORS)]}")
+            over = ids[order[0]] if len(order) == 1 else f"{ids[order[0]]},{ids[order[-1]]}"
+            lines.append(f"  Note over {over}: {bare(g.label)}")
+            open_until = members[-1]
+        arrow = SEQ_ARROWS.get(e.kind, "->>")
+        lines.append(f"  {ids[e.src]}{arrow}{ids[e.dst]}: {bare(e.label)}")
+        if i == open_until:
+            lines.append("  end")
+            open_until = -1
+    return "\n".join(lines)
+
+
+# --- state -------------------------------------------------------------------------------------------
+
+def _state(d: Diagram) -> str:
+    ids = _ids(d)
+    lines = ["stateDiagram-v2"]
+    if d.meta.get("direction"):
+        lines.append(f"  direction {d.meta['direction']}")
+    ref = {}
+    for n in d.nodes:
+        if n.kind in ("start", "end"):
+            ref[n.id] = "[*]"
+        elif n.kind == "choice":
+            ref[n.id] = ids[n.id]
+            lines.append(f"  state {ids[n.id]} <<choice>>")
+        else:
+            ref[n.id] = ids[n.id]
+            lines.append(f"  state {q(n.label)} as {ids[n.id]}")
+    for e in d.edges:
+        label = f" : {bare(e.label)}" if e.label else ""
+        lines.append(f"  {ref[e.src]} --> {ref[e.dst]}{label}")
+    return "\n".join(lines)
+
+
+# --- class and er ------------------------------------------------------------------------------------
+
+CLASS_ARROWS = {"inheritance": "<|--", "composition": "*--", "aggregation": "o--", "association": "-->",
+                "dependency": "..>", "realization": "<|..", "default": "-->"}
+
+
+def _class(d: Diagram) -> str:
+    ids = _ids(d)
+    lines = ["classDiagram"]
+    if d.meta.get("direction"):
+        lines.append(f"  direction {d.meta['direction']}")
+    for n in d.nodes:
+        members = list(n.attrs.get("fields", [])) + list(n.attrs.get("methods", []))
+        if not members:
+            lines.append(f"  class {ids[n.id]}[{q(n.label)}]")
+            continue
+        lines.append(f"  class {ids[n.id]}[{q(n.label)}] {{")
+        lines += [f"    {esc(m, '#<>{};')}" for m in members]
+        lines.append("  }")
+    for e in d.edges:
+        label = " : " + esc(e.label, '#<>:;"') if e.label else ""
+        if e.kind in ("inheritance", "realization"):  # child -> parent in the graph, parent first here
+            lines.append(f"  {ids[e.dst]} {CLASS_ARROWS[e.kind]} {ids[e.src]}{label}")
+        else:
+            lines.append(f"  {ids[e.src]} {CLASS_ARROWS.get(e.kind, '-->')} {ids[e.dst]}{label}")
+    return "\n".join(lines)
+
+
+_ER_CARD = re.compile(r"^(\|\||\|o|o\||\}o|o\{|\}\||\|\{)(--|\.\.)(\|\||\|o|o\||\}o|o\{|\}\||\|\{)$")
+
+
+def _er(d: Diagram) -> str:
+    ids = _ids(d)
+    lines = ["erDiagram"]
+    if d.meta.get("direction"):
+        lines.append(f"  direction {d.meta['direction']}")
+    for n in d.nodes:
+        lines.append(f"  {ids[n.id]}[{q(n.label)}] {{")
+        for f in n.attrs.get("fields", []):
+            typ, name, key = (list(f) + ["", ""])[:3]
+            if not (_IDENT.match(typ) and _IDENT.match(name)):
+                raise ValueError(f"er entity {n.label!r}: field {f!r} needs identifier type and name")
+            lines.append(f"    {typ} {name}{' ' + key if key else ''}")
+        lines.append("  }")
+    for e in d.edges:
+        card = e.attrs.get("cardinality", "||--o{")
+        if not _ER_CARD.match(card):
+            raise ValueError(f"er relationship {e.src}->{e.dst}: bad cardinality {card!r}")
+        lines.append(f"  {ids[e.src]} {card} {ids[e.dst]} : {q(e.label or '-')}")
+    return "\n".join(lines)
+
+
+# --- charts and plans --------------------------------------------------------------------------------
+
+def _gantt(d: Diagram) -> str:
+    ids = _ids(d)
+    lines = ["gantt"]
+    if d.meta.get("show_title", True):
+        lines.append(f"  title {bare(d.title)}")
+    lines += ["  dateFormat YYYY-MM-DD", f"  axisFormat {d.meta.get('axis_format', '%m-%d')}"]
+    preds: dict[str, list[str]] = {}
+    for e in d.edges:
+        preds.setdefault(e.dst, []).append(ids[e.src])
+    grouped = [(g.label, g.members) for g in d.groups] or [("", [n.id for n in d.nodes])]
+    for label, members in grouped:
+        if label:
+            lines.append(f"  section {bare(label)}")
+        for m in members:
+            n = d.node(m)
+            when = f"after {' '.join(preds[m])}" if m in preds else n.attrs["start"]
+            lines.append(f"  {bare(n.label)} :{ids[m]}, {when}, {int(n.attrs['days'])}d")
+    return "\n".join(lines)
+
+
+def _pie(d: Diagram) -> str:
+    lines = ["pie showData" if d.meta.get("show_data") else "pie"]
+    if d.meta.get("show_title", True):
+        lines.append(f"  title {bare(d.title)}")
+    lines += [f"  {q(n.label)} : {n.attrs['value']}" for n in d.nodes]
+    return "\n".join(lines)
+
+
+def _mindmap(d: Diagram) -> str:
+    ids = _ids(d)
+    children: dict[str, list[str]] = {}
+    for e in d.edges:
+        children.setdefault(e.src, []).append(e.dst)
+    shapes = d.meta.get("level_shapes", ["circle", "round", "rect"])
+    forms = {"circle": '(("{}"))', "round": '("{}")', "rect": '["{}"]', "hexagon": '{{{{"{}"}}}}',
+             "bang": '))"{}"((', "cloud": ')"{}"('}
+    lines = ["mindmap"]
+
+    def walk(nid: str, depth: int) -> None:
+        shape = shapes[min(depth, len(shapes) - 1)]
+        lines.append("  " * (depth + 1) + ids[nid] + forms[shape].format(esc(d.node(nid).label)))
+        for c in children.get(nid, []):
+            walk(c, depth + 1)
+
+    walk(d.nodes[0].id, 0)
+    return "\n".join(lines)
+
+
+def _timeline(d: Diagram) -> str:
+    lines = ["timeline"]
+    if d.meta.get("show_title", True):
+        lines.append(f"  title {bare(d.title)}")
+    for g in d.groups:
+        events = " : ".join(bare(d.node(m).label) for m in g.members)
+        lines.append(f"  {bare(g.label)} : {events}")
+    return "\n".join(lines)
+
+
+def _xychart(d: Diagram) -> str:
+    lines = ["xychart-beta" + (" horizontal" if d.meta.get("horizontal") else "")]
+    if d.meta.get("show_title", True):
+        lines.append(f"  title {q(d.title)}")
+    cats = ", ".join(q(n.label) for n in d.nodes)
+    x_label = f"{q(d.meta['x_label'])} " if d.meta.get("x_label") else ""
+    lines.append(f"  x-axis {x_label}[{cats}]")
+    values = [float(n.attrs["value"]) for n in d.nodes]
+    top = d.meta.get("y_max") or max(values) * 1.15 or 1
+    lines.append(f"  y-axis {q(d.meta.get('y_label', 'value'))} 0 --> {_num(top)}")
+    lines.append(f"  {d.meta.get('kind', 'bar')} [{', '.join(_num(v) for v in values)}]")
+    return "\n".join(lines)
+
+
+def _num(v: float) -> str:
+    v = round(float(v), 2)
+    return str(int(v)) if v.is_integer() else f"{v:.2f}".rstrip("0").rstrip(".")
+
+
+def _quadrant(d: Diagram) -> str:
+    lines = ["quadrantChart"]
+    if d.meta.get("show_title", True):
+        lines.append(f"  title {bare(d.title)}")
+    xa, ya = d.meta["x_axis"], d.meta["y_axis"]
+    lines.append(f"  x-axis {q(xa[0])} --> {q(xa[1])}")
+    lines.append(f"  y-axis {q(ya[0])} --> {q(ya[1])}")
+    lines += [f"  quadrant-{i + 1} {q(name)}" for i, name in enumerate(d.meta["quadrants"][:4])]
+    lines += [f"  {q(n.label)}: [{n.attrs['x']:.2f}, {n.attrs['y']:.2f}]" for n in d.nodes]
+    return "\n".join(lines)
+
+
+REQ_TYPES = ("requirement", "functionalRequirement", "interfaceRequirement", "performanceRequirement",
+             "physicalRequirement", "designConstraint")
+
+
+def _requirement(d: Diagram) -> str:
+    lines = ["requirementDiagram"]
+    if d.meta.get("direction"):
+        lines.append(f"  direction {d.meta['direction']}")
+    for n in d.nodes:
+        if n.kind == "requirement":
+            rtype = n.attrs.get("req_type", "requirement")
+            lines += [f"  {rtype} {q(n.label)} {{", f"    id: {q(n.attrs.get('req_id', n.id))}",
+                      f"    text: {q(n.attrs.get('text', n.label))}",
+                      f"    risk: {str(n.attrs.get('risk', 'Medium')).lower()}",
+                      f"    verifymethod: {str(n.attrs.get('verify_method', 'Test')).lower()}", "  }"]
+        else:
+            lines += [f"  element {q(n.label)} {{", f"    type: {q(n.attrs.get('type', 'element'))}", "  }"]
+    for e in d.edges:
+        lines.append(f"  {q(d.label_of(e.src))} - {e.kind} -> {q(d.label_of(e.dst))}")
+    return "\n".join(lines)
+
+
+def _packet(d: Diagram) -> str:
+    lines = ["packet-beta"]
+    if d.meta.get("show_title", True):
+        lines.append(f"  title {bare(d.title)}")
+    for n in d.nodes:
+        s, e = int(n.attrs["start"]), int(n.attrs["end"])
+        lines.append(f"  {s}{'' if s == e else f'-{e}'}: {q(n.label)}")
+    return "\n".join(lines)
+
+
+WRITERS: dict[str, Callable[[Diagram], str]] = {
+    "flowchart": _flowchart, "sequence": _sequence, "state": _state, "class": _class, "er": _er,
+    "gantt": _gantt, "pie": _pie, "mindmap": _mindmap, "timeline": _timeline, "block": _block,
+    "architecture": _architecture, "xychart": _xychart, "quadrant": _quadrant, "requirement": _requirement,
+    "packet": _packet,
+}
+# Types whose grammar has its own title line; the rest get a YAML front-matter title.
+_OWN_TITLE = {"gantt", "pie", "timeline", "xychart", "quadrant", "packet"}
+
+
+def to_mermaid(d: Diagram) -> str:
+    """The Mermaid source of ``d`` (deterministic: the same graph always gives the same text)."""
+    try:
+        writer = WRITERS[d.diagram_type]
+    except KeyError:
+        raise ValueError(f"no Mermaid writer for diagram type {d.diagram_type!r}; "
+                         f"supported: {sorted(WRITERS)}") from None
+    body = writer(d)
+    head = "" if d.diagram_type in _OWN_TITLE else _frontmatter(d)
+    return head + body + "\n"
+
+
+def render_config(d: Diagram) -> dict:
+    """The mermaid.initialize() config for this sample, from its presentation meta."""
+    cfg: dict = {"theme": d.meta.get("theme", "default")}
+    if d.meta.get("themeVariables"):
+        cfg["themeVariables"] = dict(d.meta["themeVariables"])
+    if d.meta.get("look"):
+        cfg["look"] = d.meta["look"]
+    if d.diagram_type == "flowchart" and d.meta.get("curve"):
+        cfg["flowchart"] = {"curve": d.meta["curve"]}
+    if d.diagram_type == "sequence":
+        cfg["sequence"] = {"mirrorActors": bool(d.meta.get("mirror_actors", False))}
+    return cfg
+
+
+def gantt_dates(start: str, days: list[int], preds: list[list[int]]) -> list[str]:
+    """Start dates (YYYY-MM-DD) of tasks given durations and predecessor indices (each after all preds)."""
+    t0 = date.fromisoformat(start)
+    ends: list[date] = []
+    starts: list[str] = []
+    for dur, ps in zip(days, preds):
+        s = max((ends[p] for p in ps), default=t0)
+        starts.append(s.isoformat())
+        ends.append(s + timedelta(days=int(dur)))
+    return starts

@@ -1,0 +1,392 @@
+"""Caption metrics (BLEU-1..4, METEOR, ROUGE-L, CIDEr) and objective-question accuracy.
+
+Every caption metric is one function with the pycocoevalcap-style interface
+``score_xxx(refs, preds, langs=None) -> (corpus: float, per_item: list[float])`` and is listed in
+:data:`CAPTION_METRICS`; adding a metric is one function plus one registry line. The scores come from
+the maintained libraries themselves, fed with our tokens:
+
+- **Tokens.** Word level, lower-cased, punctuation dropped (as the COCO caption tokenizer does). Runs of
+  Chinese characters are segmented with jieba; Latin runs are split into words that keep ICT terms whole
+  (``802.1x``, ``ipv6``, ``pdu-session``). ``langs`` (per item, or one for all) chooses: ``"zh"`` uses jieba,
+  ``"en"`` splits CJK characters one per token, ``None`` detects CJK characters per item.
+- **BLEU-n**: ``nltk.translate.bleu_score.corpus_bleu``, cumulative BLEU-n (uniform weights over 1..n-grams,
+  as COCO's Bleu_n), one reference per item, *corpus level* (n-gram counts pooled over the corpus, one
+  brevity penalty), on words -- not character-level BLEU, not sacreBLEU's internal tokenisation.
+  Smoothing: nltk ``SmoothingFunction().method1`` (epsilon 0.1 added to a zero n-gram match count), which
+  only changes a score whose corpus holds no matching n-gram of some order; per item: sentence BLEU-4
+  with the same smoothing.
+- **METEOR**: ``nltk.translate.meteor_score.meteor_score`` (exact, Porter-stem and WordNet-synonym
+  matches) with WordNet 3.0 read from Debian's ``wordnet-base`` (see :func:`wordnet_reader`); corpus score =
+  mean of the item scores (nltk has no corpus METEOR).
+- **ROUGE-L**: rouge-score's ROUGE-L F-measure (``RougeScorer(["rougeL"])``) on our tokens (its own
+  tokenizer drops every non-ASCII character, hence Chinese), LCS length from rapidfuzz for speed;
+  corpus = mean of items.
+- **CIDEr**: pycocoevalcap's ``Cider`` (which is CIDEr-D: clipped counts, Gaussian length penalty, x10),
+  idf over the scored corpus. CIDEr-D lies in 0..10; we report **CIDEr-D / 10** so that every key is a
+  fraction in 0..1 (:data:`CIDER_SCALE`). A corpus of one item has no idf and scores 0. Above 2,000
+  pairs the per-item scoring (pycocoevalcap's ``compute_cider``, corpus-wide idf) runs in forked
+  processes, on contiguous shards (:mod:`dicrepro.evaluate.cider`); the scores are identical to Cider()'s.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import re
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+from dicrepro.atomic import read_jsonl, write_bytes_atomic, write_text_atomic
+from dicrepro.evaluate.answers import is_correct
+from dicrepro.evaluate.cider import cider_d
+
+log = logging.getLogger(__name__)
+
+CIDER_SCALE = 10.0  # CIDEr-D's own range is 0..10; caption_scores divides by this
+METRIC_KEYS = ("bleu1", "bleu2", "bleu3", "bleu4", "meteor", "rougeL", "cider")
+
+# --- tokens ------------------------------------------------------------------------------------------
+
+_CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+# a word: letters/digits, optionally joined by . - / ' _ (keeps "802.1x", "ipv6", "n2", "pdu-session")
+_WORD = re.compile(r"[^\W_]+(?:[.\-/'_][^\W_]+)*")
+
+
+@functools.cache
+def _jieba():
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)  # its dictionary-load chatter is not ours to print
+    jieba.initialize()
+    return jieba
+
+
+@functools.lru_cache(maxsize=200_000)
+def tokenize(text: str, lang: str | None = None) -> tuple[str, ...]:
+    """Word tokens of ``text`` for scoring (cached: the same text is tokenised once per process)."""
+    text = text.lower()
+    if lang is None:
+        lang = "zh" if _CJK_RUN.search(text) else "en"
+    out: list[str] = []
+    pos = 0
+    for m in _CJK_RUN.finditer(text):
+        out.extend(_WORD.findall(text, pos, m.start()))
+        out.extend(_jieba().lcut(m.group(), HMM=True) if lang == "zh" else m.group())
+        pos = m.end()
+    out.extend(_WORD.findall(text, pos))
+    return tuple(out)
+
+
+def _langs(langs, n: int) -> list[str | None]:
+    if langs is None or isinstance(langs, str):
+        return [langs] * n
+    langs = list(langs)
+    if len(langs) != n:
+        raise ValueError(f"langs has {len(langs)} entries for {n} items")
+    return langs
+
+
+def _tokens(refs: Sequence[str], preds: Sequence[str], langs) -> tuple[list, list]:
+    if len(refs) != len(preds):
+        raise ValueError(f"{len(refs)} references but {len(preds)} predictions")
+    if not refs:
+        raise ValueError("nothing to score: no references")
+    ls = _langs(langs, len(refs))
+    return ([tokenize(r, lg) for r, lg in zip(refs, ls)], [tokenize(p, lg) for p, lg in zip(preds, ls)])
+
+
+# --- WordNet from Debian ------------------------------------------------------------------------------
+
+# The 45 lexicographer files of WordNet 3.0 (wndb(5WN) "lexnames"), in index order, with their
+# syntactic category (1 noun, 2 verb, 3 adjective, 4 adverb). Debian ships every other dict file.
+_LEXNAMES = (
+    "adj.all adj.pert adv.all noun.Tops noun.act noun.animal noun.artifact noun.attribute noun.body "
+    "noun.cognition noun.communication noun.event noun.feeling noun.food noun.group noun.location "
+    "noun.motive noun.object noun.person noun.phenomenon noun.plant noun.possession noun.process "
+    "noun.quantity noun.relation noun.shape noun.state noun.substance noun.time verb.body verb.change "
+    "verb.cognition verb.communication verb.competition verb.consumption verb.contact verb.creation "
+    "verb.emotion verb.motion verb.perception verb.possession verb.social verb.stative verb.weather "
+    "adj.ppl"
+).split()
+_POS_NUM = {"noun": 1, "verb": 2, "adj": 3, "adv": 4}
+_WN_FILES = ("data.noun", "data.verb", "data.adj", "data.adv", "index.noun", "index.verb", "index.adj",
+             "index.adv", "noun.exc", "verb.exc", "adj.exc", "adv.exc", "cntlist.rev")
+DEBIAN_WORDNET = Path("/usr/share/wordnet")
+
+
+def lexnames_text() -> str:
+    """The standard WordNet 3.0 ``lexnames`` file, which Debian's wordnet-base lacks and nltk needs."""
+    return "".join(f"{i:02d}\t{n}\t{_POS_NUM[n.split('.')[0]]}\n" for i, n in enumerate(_LEXNAMES))
+
+
+def wordnet_dir() -> Path:
+    """A WordNet 3.0 dict folder nltk can read: ``$DICREPRO_WORDNET`` if set, else a copy of Debian's
+    /usr/share/wordnet plus ``lexnames`` under ~/.cache/dicrepro/wordnet (made once). Copied, not
+    symlinked: nltk refuses files that resolve outside the corpus root."""
+    import os
+
+    if os.environ.get("DICREPRO_WORDNET"):
+        d = Path(os.environ["DICREPRO_WORDNET"]).expanduser()
+        missing = [f for f in ("lexnames",) + _WN_FILES if not (d / f).exists()]
+        if missing:
+            raise FileNotFoundError(f"DICREPRO_WORDNET={d} lacks WordNet files {missing}")
+        return d
+    if not (DEBIAN_WORDNET / "data.noun").exists():
+        raise FileNotFoundError(f"WordNet not found at {DEBIAN_WORDNET} (METEOR needs it): `make setup` "
+                                "installs the Debian package wordnet-base; or set DICREPRO_WORDNET to a "
+                                "WordNet 3.0 dict folder")
+    d = Path.home() / ".cache" / "dicrepro" / "wordnet"
+    if not (d / "lexnames").exists():
+        for f in _WN_FILES:
+            write_bytes_atomic(d / f, (DEBIAN_WORDNET / f).read_bytes())
+        write_text_atomic(d / "lexnames", lexnames_text())  # last: its presence marks a complete copy
+        log.info("prepared WordNet for METEOR in %s", d)
+    return d
+
+
+@functools.cache
+def wordnet_reader():
+    """nltk's WordNetCorpusReader over :func:`wordnet_dir`, loaded once per process."""
+    import nltk
+    from nltk.corpus.reader.wordnet import WordNetCorpusReader
+
+    class _WordNet30(WordNetCorpusReader):
+        def map_wn(self, version="wordnet"):
+            return None  # this *is* WordNet 3.0: no mapping to nltk's (absent) "wordnet" corpus
+
+    d = wordnet_dir()
+    if str(d) not in nltk.data.path:
+        nltk.data.path.append(str(d))  # nltk only opens corpus files under its declared data roots
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "multilingual functions are not available": we need none
+        return _WordNet30(str(d), None)
+
+
+class _CachedSynsets:
+    """WordNet's ``synsets(word)`` memoised per word: METEOR asks for the same words again and again."""
+
+    def __init__(self, reader):
+        self._reader, self._cache = reader, {}
+
+    def synsets(self, word):
+        hit = self._cache.get(word)
+        if hit is None:
+            hit = self._cache[word] = self._reader.synsets(word)
+        return hit
+
+
+@functools.cache
+def _meteor_resources():
+    from nltk.stem.porter import PorterStemmer
+
+    class _CachedPorter(PorterStemmer):
+        @functools.lru_cache(maxsize=200_000)
+        def stem(self, word, to_lowercase=True):
+            return super().stem(word, to_lowercase)
+
+    return _CachedPorter(), _CachedSynsets(wordnet_reader())
+
+
+# --- the metrics --------------------------------------------------------------------------------------
+
+def _bleu(refs, preds, langs, weights, per_item=True):
+    from nltk.translate.bleu_score import SmoothingFunction, corpus_bleu
+
+    rt, pt = _tokens(refs, preds, langs)
+    smooth = SmoothingFunction().method1
+    corpus = corpus_bleu([[r] for r in rt], pt, weights=weights, smoothing_function=smooth)
+    corpus = corpus if isinstance(corpus, list) else [corpus]  # nltk returns a bare float for one weight
+    if not per_item:
+        return corpus, []
+    # sentence BLEU of the highest order asked for (what nltk's sentence_bleu computes)
+    items = [corpus_bleu([[r]], [p], weights=weights[-1], smoothing_function=smooth) for r, p in zip(rt, pt)]
+    return corpus, items
+
+
+def bleu_all(refs: list[str], preds: list[str], langs=None, per_item: bool = False):
+    """Corpus BLEU-1..4 in one pass over the n-grams -> ([b1, b2, b3, b4], per-item sentence BLEU-4)."""
+    weights = [(1.0,), (0.5, 0.5), (1 / 3,) * 3, (0.25,) * 4]
+    return _bleu(refs, preds, langs, weights, per_item)
+
+
+def _bleu_n(n: int):
+    def score(refs: list[str], preds: list[str], langs=None) -> tuple[float, list[float]]:
+        corpus, items = _bleu(refs, preds, langs, [tuple([1.0 / n] * n)])
+        return corpus[0], items
+
+    score.__name__ = f"score_bleu{n}"
+    score.__doc__ = f"Corpus cumulative BLEU-{n} (nltk, method1 smoothing); per item: sentence BLEU-{n}."
+    return score
+
+
+score_bleu1, score_bleu2, score_bleu3, score_bleu4 = (_bleu_n(n) for n in (1, 2, 3, 4))
+
+
+def score_meteor(refs: list[str], preds: list[str], langs=None) -> tuple[float, list[float]]:
+    """nltk METEOR per item (WordNet from Debian); corpus = mean of the items."""
+    from nltk.translate.meteor_score import meteor_score
+
+    rt, pt = _tokens(refs, preds, langs)
+    stemmer, wn = _meteor_resources()
+    # preprocess=identity: our tokens are already lower-cased
+    items = [meteor_score([r], p, preprocess=str, stemmer=stemmer, wordnet=wn) for r, p in zip(rt, pt)]
+    return math.fsum(items) / len(items), items
+
+
+class RougeTokenizer:
+    """Our tokens in rouge-score's tokenizer interface (its default drops non-ASCII, hence Chinese):
+    ``RougeScorer(["rougeL"], tokenizer=RougeTokenizer())`` gives what :func:`score_rougeL` gives."""
+
+    def tokenize(self, text: str) -> list[str]:
+        return list(tokenize(text))
+
+
+def score_rougeL(refs: list[str], preds: list[str], langs=None) -> tuple[float, list[float]]:
+    """ROUGE-L F-measure per item exactly as rouge-score's ``RougeScorer(["rougeL"])._score_lcs`` computes
+    it on our tokens (P = LCS/len(pred), R = LCS/len(ref), ``rouge_score.scoring.fmeasure``), with the LCS
+    length from rapidfuzz (C++): rouge-score's own LCS table is pure Python, ~15 s per 10k captions.
+    Tests check equality with RougeScorer. Corpus = mean of the items."""
+    from rapidfuzz.distance import LCSseq
+    from rouge_score.scoring import fmeasure
+
+    rt, pt = _tokens(refs, preds, langs)
+    items = []
+    for r, p in zip(rt, pt):
+        if not r or not p:
+            items.append(0.0)  # as rouge-score: an empty side scores 0
+            continue
+        lcs = LCSseq.similarity(r, p)
+        items.append(fmeasure(lcs / len(p), lcs / len(r)))
+    return math.fsum(items) / len(items), items
+
+
+def score_cider(refs: list[str], preds: list[str], langs=None) -> tuple[float, list[float]]:
+    """pycocoevalcap CIDEr-D **divided by 10** (0..1), idf over this corpus; per item likewise. Large
+    corpora are scored over all cores with pycocoevalcap's own scorer (:func:`dicrepro.evaluate.cider.cider_d`)."""
+
+    rt, pt = _tokens(refs, preds, langs)
+    corpus, items = cider_d([" ".join(r) for r in rt], [" ".join(p) for p in pt])
+    return corpus / CIDER_SCALE, [x / CIDER_SCALE for x in items]
+
+
+CAPTION_METRICS = {
+    "bleu1": score_bleu1, "bleu2": score_bleu2, "bleu3": score_bleu3, "bleu4": score_bleu4,
+    "meteor": score_meteor, "rougeL": score_rougeL, "cider": score_cider,
+}
+
+
+def caption_scores(refs: list[str], preds: list[str], langs=None) -> dict[str, float]:
+    """Corpus-level scores, keys bleu1..bleu4, meteor, rougeL, cider, each a fraction in 0..1
+    (cider = CIDEr-D / 10). BLEU-1..4 share one pass over the n-grams."""
+    bleus, _ = bleu_all(refs, preds, langs)
+    out = {f"bleu{n}": float(b) for n, b in zip((1, 2, 3, 4), bleus)}
+    for name in ("meteor", "rougeL", "cider"):
+        out[name] = float(CAPTION_METRICS[name](refs, preds, langs)[0])
+    return out
+
+
+# --- files --------------------------------------------------------------------------------------------
+
+def _read_id_text(path: str | Path) -> dict[str, dict]:
+    rows: dict[str, dict] = {}
+    for i, row in enumerate(read_jsonl(path), 1):
+        for key in ("id", "text"):
+            if key not in row:
+                raise ValueError(f"{path}: row {i} has no {key!r} field")
+        rid = str(row["id"])
+        if rid in rows:
+            raise ValueError(f"{path}: id {rid!r} appears twice (row {i})")
+        rows[rid] = row
+    return rows
+
+
+def _name_ids(ids: list[str], limit: int = 10) -> str:
+    shown = ", ".join(repr(i) for i in ids[:limit])
+    return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
+
+
+def metrics_from_files(pred_path: str | Path, ref_path: str | Path) -> dict[str, float]:
+    """Corpus scores for two JSONL files of ``{"id", "text"}`` lines matched by id (reference lines may
+    carry ``"language"``). An id present on one side only is a ValueError naming the id(s) and the file."""
+    preds, refs = _read_id_text(pred_path), _read_id_text(ref_path)
+    no_pred = [i for i in refs if i not in preds]
+    if no_pred:
+        raise ValueError(f"{pred_path}: no prediction for id(s) {_name_ids(no_pred)} of {ref_path}")
+    no_ref = [i for i in preds if i not in refs]
+    if no_ref:
+        raise ValueError(f"{ref_path}: no reference for id(s) {_name_ids(no_ref)} of {pred_path}")
+    ids = list(refs)
+    return caption_scores([refs[i]["text"] for i in ids], [preds[i]["text"] for i in ids],
+                          [refs[i].get("language") for i in ids])
+
+
+# --- objective questions ------------------------------------------------------------------------------
+
+def chance_level(item: dict) -> float:
+    """Probability of a blind guess being right: 1/len(options); 0.5 for true/false; 0 for free numbers."""
+    if item.get("options"):
+        return 1.0 / len(item["options"])
+    if str(item.get("answer_key", "")).lower() in ("true", "false"):
+        return 0.5
+    return 0.0
+
+
+def objective_scores(items: list[dict], preds: dict[str, str]) -> dict[str, float | int]:
+    """Accuracy over objective items (``id``, ``options``, ``answer_key``, ``kind``) given id -> answer
+    text. Unparsed answers count as wrong and are counted in ``unparsed``; ``chance`` is the mean guessing
+    rate. A missing prediction is a ValueError naming the id(s)."""
+
+    missing = [str(it["id"]) for it in items if it["id"] not in preds]
+    if missing:
+        raise ValueError(f"no prediction for objective item(s) {_name_ids(missing)}")
+    n = len(items)
+    judged = [is_correct(it, preds[it["id"]]) for it in items]
+    return {"accuracy": sum(c for c, _ in judged) / n if n else 0.0, "n": n,
+            "correct": sum(c for c, _ in judged), "unparsed": sum(not p for _, p in judged),
+            "chance": math.fsum(chance_level(it) for it in items) / n if n else 0.0}
+
+
+# --- breakdowns ---------------------------------------------------------------------------------------
+
+def score_table(pred_rows: list[dict], ref_rows: list[dict],
+                by: Sequence[str] = ("diagram_type", "language")):
+    """Long table, one row per (model, group_by, group): ``n`` and every caption metric.
+
+    ``pred_rows``: ``{"model", "id", "text"}`` (the predictions JSONL); ``ref_rows``: ``{"id", "text"}``
+    plus the columns named in ``by`` (and optionally ``language``). ``group_by == "overall"`` rows score
+    each model's whole set. Each group is its own corpus (CIDEr's idf included)."""
+    import pandas as pd
+
+    refs = {str(r["id"]): r for r in ref_rows}
+    by_model: dict[str, dict[str, str]] = {}
+    for p in pred_rows:
+        by_model.setdefault(p["model"], {})[str(p["id"])] = p["text"]
+    rows = []
+    for model, texts in by_model.items():
+        missing = [i for i in refs if i not in texts]
+        if missing:
+            raise ValueError(f"model {model!r}: no prediction for id(s) {_name_ids(missing)}")
+        for group_by in ("overall", *by):
+            groups: dict[str, list[str]] = {}
+            for i, r in refs.items():
+                groups.setdefault("all" if group_by == "overall" else str(r[group_by]), []).append(i)
+            for g in sorted(groups):
+                ids = groups[g]
+                s = caption_scores([refs[i]["text"] for i in ids], [texts[i] for i in ids],
+                                   [refs[i].get("language") for i in ids])
+                rows.append({"model": model, "group_by": group_by, "group": g, "n": len(ids), **s})
+    return pd.DataFrame(rows, columns=["model", "group_by", "group", "n", *METRIC_KEYS])
+
+
+def relative_improvement(a: float, b: float) -> float:
+    """(a - b) / b, as the paper reports gains ("+56.8% BLEU over X" is 0.568)."""
+    if b == 0:
+        raise ValueError(f"relative improvement of {a} over a baseline of 0 is undefined")
+    return (a - b) / b
+
+
+def format_improvement(a: float, b: float) -> str:
+    """``relative_improvement`` as the paper writes it, e.g. ``"+56.8%"``."""
+    return f"{relative_improvement(a, b) * 100:+.1f}%"

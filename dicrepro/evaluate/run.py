@@ -1,0 +1,186 @@
+"""Step 5: predictions for every model on the held-out splits, then scores and breakdowns.
+
+Caption set: the test splits of stage 1 (synthetic ICT) and stage 2 (expert data, or the stand-in).
+Objective set: the objective questions of the stage-3 test split (diagrams never seen in training).
+Predictions are cached as JSONL per model, so a rerun only scores; a model retrained, data rebuilt or
+generation settings changed are predicted again (``predictions/NAME__SET.identity.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pandas as pd
+from datasets import concatenate_datasets, load_from_disk
+
+from dicrepro.atomic import read_jsonl, write_bytes_atomic, write_json_atomic, write_text_atomic
+from dicrepro.evaluate.metrics import caption_scores, objective_scores
+from dicrepro.evaluate.ocr import ocr_to_jsonl
+from dicrepro.evaluate.predict import predict_to_jsonl
+from dicrepro.manifest import folder_identity
+from dicrepro.params import Params
+from dicrepro.paths import RunPaths
+from dicrepro.train.sft import write_card_evaluation
+from dicrepro.train.train_log import dataset_hash
+
+log = logging.getLogger(__name__)
+
+CAPTION_GROUPS = ("overall", "diagram_type", "language", "source")
+OBJECTIVE_GROUPS = ("overall", "dimension", "kind", "qtype", "diagram_type")
+METRIC_KEYS = ("bleu1", "bleu2", "bleu3", "bleu4", "meteor", "rougeL", "cider")
+
+
+def model_dirs(params: Params) -> dict[str, Path]:
+    """Model name -> folder, in the order of params.eval.models, then user baselines."""
+    paths = RunPaths(Path(params.run_dir))
+    out = {}
+    for name in params.eval.models:
+        if name == "base" and params.model.kind == "local":
+            out[name] = Path(params.model.path)
+        else:
+            out[name] = paths.model_dir(name)
+    for b in params.eval.baselines:
+        out[b.name] = Path(b.path)
+    return out
+
+
+def caption_eval_set(paths: RunPaths):
+    parts = [load_from_disk(str(f))["test"] for f in (paths.stage1_data, paths.stage2_data) if f.exists()]
+    if not parts:
+        raise FileNotFoundError(f"no caption test split under {paths.data}: run the data steps first")
+    return concatenate_datasets(parts)
+
+
+def objective_eval_set(paths: RunPaths):
+    test = load_from_disk(str(paths.stage3_data))["test"]
+    return test.filter(lambda o: o, input_columns="objective")
+
+
+def score_captions(meta: list[dict], preds: dict[str, dict[str, str]]) -> pd.DataFrame:
+    """One row per (model, group_by, group): n and every caption metric."""
+
+    rows = []
+    for model, by_id in preds.items():
+        for group_by in CAPTION_GROUPS:
+            keys = sorted({m.get(group_by, "all") if group_by != "overall" else "all" for m in meta})
+            for g in keys:
+                sel = [m for m in meta if group_by == "overall" or m[group_by] == g]
+                scores = caption_scores([m["reference"] for m in sel], [by_id[m["id"]] for m in sel],
+                                        [m["language"] for m in sel])
+                rows.append({"model": model, "group_by": group_by, "group": g, "n": len(sel),
+                             **{k: float(scores[k]) for k in METRIC_KEYS}})
+    return pd.DataFrame(rows)
+
+
+def score_objective(items: list[dict], preds: dict[str, dict[str, str]]) -> pd.DataFrame:
+    """Accuracy per (model, group_by, group), with unparsed answers counted (as wrong) and chance level."""
+
+    rows = []
+    for model, by_id in preds.items():
+        for group_by in OBJECTIVE_GROUPS:
+            keys = sorted({it[group_by] for it in items}) if group_by != "overall" else ["all"]
+            for g in keys:
+                sel = [it for it in items if group_by == "overall" or it[group_by] == g]
+                sc = objective_scores(sel, by_id)
+                rows.append({"model": model, "group_by": group_by, "group": g, "n": sc["n"],
+                             "accuracy": sc["accuracy"], "unparsed": sc["unparsed"], "chance": sc["chance"]})
+    return pd.DataFrame(rows)
+
+
+def _predict_all(params: Params, paths: RunPaths, name: str, model_dir: Path, ds, kind: str,
+                 model_id: str, data: list[str]) -> dict[str, str]:
+    """Predictions of model ``name`` on ``ds``, reused while the model (``model_id``, its
+    ``folder_identity``), the data (``data``: hashes of the dataset folders) and the generation settings
+    are unchanged."""
+
+    out = paths.predictions / f"{name}__{kind}.jsonl"
+    e = params.eval
+    identity = {"model": model_id, "data": data, "max_new_tokens": e.max_new_tokens,
+                "batch_size": e.batch_size, "pixels": [params.model.min_pixels, params.model.max_pixels]}
+    predict_to_jsonl(model_dir, name, ds, out, batch_size=e.batch_size, max_new_tokens=e.max_new_tokens,
+                     model_params=params.model, identity=identity)
+    return {r["id"]: r["text"] for r in read_jsonl(out)}
+
+
+def _ocr_predictions(paths: RunPaths, ds) -> dict[str, str]:
+    out = paths.predictions / "ocr__captions.jsonl"
+    ocr_to_jsonl(ds, out)
+    return {r["id"]: r["text"] for r in read_jsonl(out)}
+
+
+def _write_gallery(params: Params, paths: RunPaths, cap_ds, preds: dict[str, dict[str, str]]) -> None:
+    gdir = paths.results / "gallery"
+    rows = []
+    for row in cap_ds.select(range(min(params.eval.gallery_n, len(cap_ds)))):
+        img_path = gdir / f"{row['id']}.png"
+        import io
+
+        buf = io.BytesIO()
+        row["image"].convert("RGB").save(buf, format="PNG")
+        write_bytes_atomic(img_path, buf.getvalue())
+        rows.append({"id": row["id"], "image_path": str(img_path), "reference": row["target"],
+                     "diagram_type": row["diagram_type"],
+                     "predictions": {m: p[row["id"]] for m, p in preds.items()}})
+    write_text_atomic(paths.predictions / "gallery.jsonl",
+                      "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+def _write_model_cards(params: Params, paths: RunPaths, captions: pd.DataFrame, objective: pd.DataFrame) -> None:
+    """Each evaluated stage's model card gets the overall scores of every evaluated model."""
+
+    obj = {r["model"]: r for r in objective.to_dict("records")}
+    rows = []
+    for r in captions.to_dict("records"):
+        o = obj.get(r["model"], {})
+        rows.append({**r, "n_captions": r["n"], "n_objective": o.get("n"), "accuracy": o.get("accuracy"),
+                     "unparsed": o.get("unparsed"), "chance": o.get("chance")})
+    evaluated = {r["model"] for r in rows}
+    for k in (1, 2, 3):
+        if f"stage{k}" in evaluated and (paths.stage_model(k) / "lineage.json").exists():
+            write_card_evaluation(params, k, rows)
+
+
+def evaluate(params: Params) -> dict[str, pd.DataFrame]:
+    """Predict with every model, score, and write RUN/results/*.csv + meta.json. Returns the overall tables."""
+
+    paths = RunPaths(Path(params.run_dir))
+    cap_ds = caption_eval_set(paths)
+    obj_ds = objective_eval_set(paths)
+    cap_meta = [{"id": r["id"], "reference": r["target"], "language": r["language"],
+                 "diagram_type": r["diagram_type"], "source": r["source"]}
+                for r in cap_ds.remove_columns("image")]
+    obj_items = list(obj_ds.remove_columns("image"))
+    cap_preds, obj_preds = {}, {}
+    cap_data = [dataset_hash(f) for f in (paths.stage1_data, paths.stage2_data) if f.exists()]
+    obj_data = [dataset_hash(paths.stage3_data)]
+    for name, mdir in model_dirs(params).items():
+        if not mdir.exists():
+            raise FileNotFoundError(f"model {name!r} not found at {mdir}: train it first (04_sft) or "
+                                    "remove it from eval.models")
+        log.info("predicting with %s (%s)", name, mdir)
+        model_id = folder_identity(mdir)  # a content hash for small folders: once per model, not per set
+        cap_preds[name] = _predict_all(params, paths, name, mdir, cap_ds, "captions", model_id, cap_data)
+        obj_preds[name] = _predict_all(params, paths, name, mdir, obj_ds, "objective", model_id, obj_data)
+    if params.eval.ocr_baseline:
+        cap_preds["ocr"] = _ocr_predictions(paths, cap_ds)
+    captions = score_captions(cap_meta, cap_preds)
+    objective = score_objective(obj_items, obj_preds)
+    paths.results.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(paths.results / "caption_scores.csv", captions.to_csv(index=False, float_format="%.6f"))
+    write_text_atomic(paths.results / "objective_scores.csv", objective.to_csv(index=False, float_format="%.6f"))
+    stage2_sources = set(load_from_disk(str(paths.stage2_data))["train"]["source"])
+    write_json_atomic(paths.results / "meta.json", {
+        "tiny_model": params.model.kind == "tiny",
+        "standin_stage2": "standin" in stage2_sources,
+        "model_order": list(cap_preds),
+        "caption_set": {"n": len(cap_meta), "splits": ["stage1/test", "stage2/test"]},
+        "objective_set": {"n": len(obj_items), "split": "stage3/test"},
+        "bleu": "corpus BLEU on words (jieba-segmented Chinese); see dicrepro.evaluate.metrics",
+    })
+    _write_gallery(params, paths, cap_ds, cap_preds)
+    overall_c = captions[captions.group_by == "overall"].drop(columns=["group_by", "group"])
+    overall_o = objective[objective.group_by == "overall"].drop(columns=["group_by", "group"])
+    _write_model_cards(params, paths, overall_c, overall_o)
+    return {"captions": overall_c.reset_index(drop=True), "objective": overall_o.reset_index(drop=True)}

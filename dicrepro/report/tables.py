@@ -1,0 +1,129 @@
+"""Results tables (CSV, Markdown, LaTeX) from a run's recorded scores; nothing is trained or generated.
+
+Inputs (written by the evaluate step): ``RUN/results/caption_scores.csv``, ``objective_scores.csv`` (optional)
+and ``meta.json``. Outputs, under ``RUN/results/``: ``main_table.{csv,md,tex}`` (every model, overall
+scores) and ``stage_ablation.{csv,md,tex}`` (base -> stage 1 -> 2 -> 3 with the gain over the base).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from dicrepro.atomic import write_text_atomic
+from dicrepro.evaluate.metrics import METRIC_KEYS, format_improvement
+
+log = logging.getLogger(__name__)
+
+STAGE_ORDER = ("base", "stage1", "stage2", "stage3")
+METRIC_LABELS = {"bleu1": "BLEU-1", "bleu2": "BLEU-2", "bleu3": "BLEU-3", "bleu4": "BLEU-4",
+                 "meteor": "METEOR", "rougeL": "ROUGE-L", "cider": "CIDEr-D/10"}
+BLEU_NOTE = ("Scores in %. BLEU: corpus-level BLEU on words (nltk, method1 smoothing; Chinese segmented with "
+             "jieba), not character BLEU. CIDEr-D is divided by 10. Objective accuracy: unparsed answers count "
+             "as wrong.")
+
+
+def load_meta(run_dir: str | Path) -> dict:
+    """``RUN/results/meta.json`` (empty dict if absent)."""
+    p = Path(run_dir) / "results" / "meta.json"
+    return json.loads(p.read_text(encoding="utf-8")) if p.exists() else {}
+
+
+def standin_labels(meta: dict) -> list[str]:
+    """The honest labels every table and figure carries for this run."""
+    labels = []
+    if meta.get("tiny_model"):
+        labels.append("tiny stand-in model")
+    if meta.get("standin_stage2"):
+        labels.append("stage-2 stand-in data")
+    return labels
+
+
+def read_scores(run_dir: str | Path, name: str, required: bool = True) -> pd.DataFrame | None:
+    """``RUN/results/<name>.csv``; a missing required file names the step that writes it."""
+    p = Path(run_dir) / "results" / f"{name}.csv"
+    if not p.exists():
+        if required:
+            raise FileNotFoundError(f"{p} not found: run the evaluate step first")
+        log.warning("%s not found: its table/figure is skipped", p)
+        return None
+    df = pd.read_csv(p, keep_default_na=False)
+    need = {"model", "group_by", "group", "n"}
+    missing = need - set(df.columns)
+    if missing:
+        raise ValueError(f"{p}: missing column(s) {sorted(missing)}")
+    return df
+
+
+def model_order(df: pd.DataFrame, meta: dict) -> list[str]:
+    """Models in meta.json's ``model_order``, then any others in the order they first appear."""
+    seen = list(dict.fromkeys(df["model"]))
+    first = [m for m in meta.get("model_order", []) if m in seen]
+    return first + [m for m in seen if m not in first]
+
+
+def main_table(run_dir: str | Path) -> pd.DataFrame:
+    """One row per model: overall caption metrics (fractions) and, when recorded, objective accuracy."""
+    meta = load_meta(run_dir)
+    cap = read_scores(run_dir, "caption_scores")
+    overall = cap[cap.group_by == "overall"].set_index("model")
+    out = overall.loc[model_order(cap, meta), ["n", *METRIC_KEYS]].rename(columns={"n": "n_captions"})
+    obj = read_scores(run_dir, "objective_scores", required=False)
+    if obj is not None:
+        o = obj[obj.group_by == "overall"].set_index("model")
+        out["accuracy"] = o["accuracy"].reindex(out.index)
+        out["unparsed"] = o["unparsed"].reindex(out.index)
+        out["chance"] = o["chance"].reindex(out.index)
+    return out.reset_index()
+
+
+def ablation_table(run_dir: str | Path) -> pd.DataFrame:
+    """base -> stage1 -> stage2 -> stage3 (those present), with BLEU-4's gain over base as the paper
+    writes it ("+56.8%")."""
+    t = main_table(run_dir)
+    t = t[t.model.isin(STAGE_ORDER)].set_index("model").loc[[m for m in STAGE_ORDER if m in set(t.model)]]
+    if "base" in t.index and t.loc["base", "bleu4"] > 0:
+        base = t.loc["base", "bleu4"]
+        t["bleu4_vs_base"] = [format_improvement(v, base) for v in t["bleu4"]]
+    return t.reset_index()
+
+
+def _as_percent(df: pd.DataFrame) -> pd.DataFrame:
+    out = df.copy()
+    for c in (*METRIC_KEYS, "accuracy", "chance"):
+        if c in out:
+            out[c] = (out[c].astype(float) * 100).round(1)
+    return out.rename(columns={**METRIC_LABELS, "accuracy": "Accuracy", "chance": "Chance"})
+
+
+def _write(df: pd.DataFrame, stem: Path, title: str, labels: list[str]) -> list[Path]:
+    caption = title + (f" ({'; '.join(labels)})" if labels else "")
+    shown = _as_percent(df)
+    md = f"**{caption}**\n\n{shown.to_markdown(index=False, floatfmt='.1f')}\n\n{BLEU_NOTE}\n"
+    tex = shown.to_latex(index=False, float_format="%.1f", caption=caption + ". " + BLEU_NOTE,
+                         label=f"tab:{stem.name}", escape=True)
+    paths = [stem.with_suffix(".csv"), stem.with_suffix(".md"), stem.with_suffix(".tex")]
+    write_text_atomic(paths[0], df.to_csv(index=False, float_format="%.6f"))
+    write_text_atomic(paths[1], md)
+    write_text_atomic(paths[2], tex)
+    return paths
+
+
+def write_tables(run_dir: str | Path) -> list[Path]:
+    """Write the main results table and the stage ablation as CSV (fractions), Markdown and LaTeX (in %)
+    under ``RUN/results/``; returns the paths written."""
+    run_dir = Path(run_dir)
+    labels = standin_labels(load_meta(run_dir))
+    res = run_dir / "results"
+    paths = _write(main_table(run_dir), res / "main_table", "Caption metrics and objective accuracy by model",
+                   labels)
+    abl = ablation_table(run_dir)
+    if len(abl):
+        paths += _write(abl, res / "stage_ablation", "Stage ablation: base to stage 3", labels)
+    else:
+        log.warning("no base/stage models in %s: stage ablation table skipped", res)
+    log.info("wrote %d table files under %s", len(paths), res)
+    return paths

@@ -1,0 +1,231 @@
+"""The embedded tiny model: a Qwen2.5-VL-*architecture* model small enough to train on a 2-core CPU.
+
+It is built here, from nothing downloaded: a byte-level BPE tokenizer trained locally (with Qwen's special
+tokens and chat template), a tiny Qwen2_5_VLConfig, random init from the run's seed, then a short full
+pre-training on general (non-ICT) diagrams so that, like the paper's base model, it describes diagrams
+in general but knows nothing about ICT. It is saved like any Hugging Face checkpoint (safetensors,
+processor, model card), so every later step treats it exactly as it would treat Qwen2.5-VL-7B.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import shutil
+from pathlib import Path
+
+import torch
+from transformers import (
+    GenerationConfig,
+    Qwen2_5_VLConfig,
+    Qwen2_5_VLForConditionalGeneration,
+    Qwen2_5_VLProcessor,
+    Qwen2VLImageProcessor,
+    Qwen2VLVideoProcessor,
+    Trainer,
+    TrainingArguments,
+    set_seed,
+)
+
+from dicrepro.atomic import read_json_record, replace_dir_atomic, write_json_atomic, write_text_atomic
+from dicrepro.train.collate import VisionSFTCollator
+from dicrepro.train.tiny_tokenizer import train_tokenizer
+from dicrepro.train.train_log import LossCSVCallback, library_versions, read_loss_csv, tensorboard_callback
+
+log = logging.getLogger(__name__)
+
+PATCH_SIZE = 14  # Qwen2.5-VL's own values: a 28x28 pixel square becomes one merged image token.
+MERGE_SIZE = 2
+TINY_NOTE = ("THIS IS THE TINY RANDOM-INIT STAND-IN, NOT Qwen2.5-VL-7B. It has the Qwen2.5-VL architecture "
+             "at toy size, a locally trained tokenizer and a few minutes of training on CPU; its outputs and "
+             "scores show that the pipeline works, not what the paper's model achieves.")
+
+
+def _mrope_section(head_dim: int) -> list[int]:
+    # Qwen2.5-VL splits each head's rotary half-dim into (time, height, width) = 1/4, 3/8, 3/8
+    # ([16, 24, 24] for head_dim 128); the tiny model keeps the proportions at its own head size.
+    half = head_dim // 2
+    t = half // 4
+    h = (half - t) // 2
+    return [t, h, half - t - h]
+
+
+def tiny_config(params, tokenizer) -> Qwen2_5_VLConfig:
+    """A Qwen2_5_VLConfig at the sizes in ``params.model.tiny``, token ids taken from ``tokenizer``."""
+    t = params.model.tiny
+    if t.hidden_size % t.num_attention_heads or t.num_attention_heads % t.num_key_value_heads:
+        raise ValueError(f"model.tiny: hidden_size {t.hidden_size} must be divisible by num_attention_heads "
+                         f"{t.num_attention_heads}, which must be divisible by num_key_value_heads "
+                         f"{t.num_key_value_heads}")
+    if t.vision_hidden_size % t.vision_heads or (t.vision_hidden_size // t.vision_heads) % 4:
+        raise ValueError(f"model.tiny: vision_hidden_size / vision_heads must be a multiple of 4 "
+                         f"(got {t.vision_hidden_size} / {t.vision_heads})")
+    ids = tokenizer.convert_tokens_to_ids
+    head_dim = t.hidden_size // t.num_attention_heads
+    text = dict(
+        vocab_size=len(tokenizer), hidden_size=t.hidden_size, intermediate_size=t.intermediate_size,
+        num_hidden_layers=t.num_hidden_layers, num_attention_heads=t.num_attention_heads,
+        num_key_value_heads=t.num_key_value_heads, max_position_embeddings=4096, rms_norm_eps=1e-6,
+        rope_parameters={"rope_type": "default", "rope_theta": 1000000.0,
+                         "mrope_section": _mrope_section(head_dim)},
+        bos_token_id=ids("<|endoftext|>"), eos_token_id=ids("<|im_end|>"), pad_token_id=ids("<|endoftext|>"),
+    )
+    vision = dict(
+        depth=t.vision_depth, hidden_size=t.vision_hidden_size, intermediate_size=2 * t.vision_hidden_size,
+        num_heads=t.vision_heads, out_hidden_size=t.hidden_size, patch_size=PATCH_SIZE,
+        spatial_merge_size=MERGE_SIZE, temporal_patch_size=2,
+        # As in the 7B model: windowed attention in most blocks, full attention in the last one. A
+        # 112-pixel window is 4x4 merged tokens.
+        window_size=112, fullatt_block_indexes=[t.vision_depth - 1],
+    )
+    return Qwen2_5_VLConfig(
+        text_config=text, vision_config=vision, image_token_id=ids("<|image_pad|>"),
+        video_token_id=ids("<|video_pad|>"), vision_start_token_id=ids("<|vision_start|>"),
+        vision_end_token_id=ids("<|vision_end|>"), tie_word_embeddings=False,
+    )
+
+
+def tiny_processor(params, tokenizer) -> Qwen2_5_VLProcessor:
+    """Qwen2.5-VL's processor around ``tokenizer``, images capped at ``params.model.max_pixels``."""
+    size = {"shortest_edge": params.model.min_pixels, "longest_edge": params.model.max_pixels}
+    image_processor = Qwen2VLImageProcessor(size=size, patch_size=PATCH_SIZE, merge_size=MERGE_SIZE,
+                                            temporal_patch_size=2)
+    video_processor = Qwen2VLVideoProcessor(size=size, patch_size=PATCH_SIZE, merge_size=MERGE_SIZE,
+                                            temporal_patch_size=2)
+    return Qwen2_5_VLProcessor(image_processor=image_processor, tokenizer=tokenizer,
+                               video_processor=video_processor, chat_template=tokenizer.chat_template)
+
+
+def init_tiny_model(params, tokenizer) -> Qwen2_5_VLForConditionalGeneration:
+    """The tiny model with random weights drawn from ``params.seed`` (same seed, same weights)."""
+    set_seed(params.seed)
+    model = Qwen2_5_VLForConditionalGeneration(tiny_config(params, tokenizer))
+    model.generation_config = GenerationConfig(
+        do_sample=False, eos_token_id=[tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.pad_token_id],
+        pad_token_id=tokenizer.pad_token_id, max_new_tokens=256)
+    n = sum(p.numel() for p in model.parameters())
+    log.info("tiny Qwen2.5-VL-architecture model: %.2fM parameters (random init, seed %d)", n / 1e6, params.seed)
+    return model
+
+
+def pretrain(model, processor, train_rows, params, out_dir: Path) -> list[dict]:
+    """Full fine-tuning (every weight) on general image-text rows; returns the loss curve."""
+    t = params.model.tiny
+    bs = params.sft.batch_size
+    steps = max(1, math.ceil(len(train_rows) / bs) * t.pretrain_epochs)
+    args = TrainingArguments(
+        output_dir=str(out_dir / "checkpoints"), per_device_train_batch_size=bs, num_train_epochs=t.pretrain_epochs,
+        learning_rate=t.pretrain_lr, lr_scheduler_type="cosine", warmup_steps=max(1, int(0.05 * steps)),
+        weight_decay=0.0,
+        # at least ~5 points on the curve, however short the run
+        logging_steps=max(1, min(params.sft.logging_steps, int(steps) // 5)), save_strategy="no", report_to="none",
+        seed=params.seed, data_seed=params.seed, use_cpu=not torch.cuda.is_available(),
+        remove_unused_columns=False, dataloader_num_workers=0, disable_tqdm=False,
+    )
+    loss_csv = out_dir / "loss.csv"
+    trainer = Trainer(model=model, args=args, train_dataset=train_rows,
+                      data_collator=VisionSFTCollator(processor, params.sft.max_length),
+                      callbacks=[LossCSVCallback(loss_csv), tensorboard_callback(out_dir / "tensorboard")])
+    trainer.train()
+    shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
+    return read_loss_csv(loss_csv)
+
+
+def _model_card(params, n_train: int, losses: list[dict]) -> str:
+    t = params.model.tiny
+    first = losses[0]["loss"] if losses else float("nan")
+    last = losses[-1]["loss"] if losses else float("nan")
+    return f"""---
+library_name: transformers
+pipeline_tag: image-text-to-text
+license: apache-2.0
+tags: [dicrepro, tiny-stand-in, qwen2_5_vl, random-init]
+---
+
+# dicrepro tiny base model — NOT Qwen2.5-VL-7B
+
+> **{TINY_NOTE}**
+
+## What it is
+- Architecture: `Qwen2_5_VLForConditionalGeneration` at toy size (text: {t.num_hidden_layers} layers,
+  hidden {t.hidden_size}, {t.num_attention_heads} heads; vision: {t.vision_depth} blocks, hidden
+  {t.vision_hidden_size}); tokenizer: byte-level BPE ({t.vocab_size} tokens) trained locally with
+  Qwen2.5-VL's special tokens and chat template.
+- Weights: random init (seed {params.seed}), then full pre-training on {n_train} *general* (non-ICT)
+  diagram descriptions for {t.pretrain_epochs} epochs at lr {t.pretrain_lr}: loss {first:.3f} -> {last:.3f}.
+  It is the zero-shot "general model" baseline of a dicrepro run: it can describe diagrams, it lacks ICT
+  knowledge.
+- Images are resized to {params.model.min_pixels}..{params.model.max_pixels} pixels.
+
+## Use
+```python
+from transformers import AutoModelForImageTextToText, AutoProcessor
+processor = AutoProcessor.from_pretrained("{{this folder}}")
+model = AutoModelForImageTextToText.from_pretrained("{{this folder}}")
+```
+"""
+
+
+def base_recipe(params, data_identity: str, tokenizer_corpus: list[str]) -> str:
+    """Hash of everything the tiny base's bytes depend on: the seed, ``model.tiny``, the image size, the
+    pre-training settings it borrows from ``sft`` (batch size, max length, logging steps), the
+    pre-training data (``data_identity``), the tokenizer corpus and the library versions."""
+    key = {"seed": params.seed, "tiny": params.model.tiny.model_dump(mode="json"),
+           "pixels": [params.model.min_pixels, params.model.max_pixels],
+           "sft": [params.sft.batch_size, params.sft.max_length, params.sft.logging_steps],
+           "data": data_identity, "versions": library_versions(),
+           "corpus": hashlib.sha256("\n".join(tokenizer_corpus).encode()).hexdigest()}
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def build_tiny_base(params, pretrain_dataset, out_dir, tokenizer_corpus: list[str],
+                    data_identity: str | None = None) -> Path:
+    """Build, pre-train and save the tiny stand-in base model into ``out_dir``; returns ``out_dir``.
+
+    ``pretrain_dataset`` is a DatasetDict (or Dataset) of general diagrams with ``image``, ``prompt`` and
+    ``target``; its train split is used. ``tokenizer_corpus`` is the text the tokenizer is trained on.
+    Deterministic on CPU from ``params.seed``. The folder reloads with ``AutoProcessor`` and
+    ``AutoModelForImageTextToText`` and works offline. With ``data_identity`` (a content hash of the
+    pre-training data) a model already in ``out_dir`` from the same :func:`base_recipe` is kept, not
+    rebuilt.
+    """
+    out_dir = Path(out_dir)
+    train = pretrain_dataset["train"] if hasattr(pretrain_dataset, "keys") else pretrain_dataset
+    missing = [c for c in ("image", "prompt", "target") if c not in train.column_names]
+    if missing:
+        raise ValueError(f"pre-training data lacks column(s) {missing}; it has {train.column_names}")
+    recipe = base_recipe(params, data_identity, tokenizer_corpus) if data_identity else None
+    if recipe and _built_from(out_dir) == recipe:
+        log.info("tiny base model already built from this recipe (%s): %s (delete it to rebuild)", recipe, out_dir)
+        return out_dir
+    tokenizer = train_tokenizer(tokenizer_corpus, params.model.tiny.vocab_size)
+    processor = tiny_processor(params, tokenizer)
+    model = init_tiny_model(params, tokenizer)
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    losses = []
+    if len(train) and params.model.tiny.pretrain_samples > 0:
+        log.info("pre-training the tiny base on %d general diagrams", len(train))
+        losses = pretrain(model, processor, train, params, tmp)
+    model.save_pretrained(tmp, safe_serialization=True)
+    processor.save_pretrained(tmp)
+    write_text_atomic(tmp / "README.md", _model_card(params, len(train), losses))
+    write_json_atomic(tmp / "dicrepro_model.json", {
+        "kind": "tiny", "note": TINY_NOTE, "seed": params.seed, "tiny": params.model.tiny.model_dump(),
+        "pretrain_rows": len(train), "pretrain_loss_first": losses[0]["loss"] if losses else None,
+        "pretrain_loss_last": losses[-1]["loss"] if losses else None, "versions": library_versions(),
+        "recipe": recipe})
+    replace_dir_atomic(tmp, out_dir)
+    log.info("tiny base model saved to %s", out_dir)
+    return out_dir
+
+
+def _built_from(out_dir: Path) -> str | None:
+    """The recipe hash of the finished tiny base in ``out_dir``, or None."""
+    meta = read_json_record(out_dir / "dicrepro_model.json")
+    if not (isinstance(meta, dict) and (out_dir / "model.safetensors").exists()):
+        return None
+    return meta.get("recipe")
