@@ -55,16 +55,16 @@ def _batches(rows, batch_size: int):
 
 
 def generate(model_dir, rows, *, batch_size: int = 8, max_new_tokens: int = 160, model=None,
-             processor=None, on_batch=None, model_params=None) -> list[str]:
+             processor=None, on_batch=None, model_params=None, progress: bool = True) -> list[str]:
     """Greedy answers for ``rows`` (dicts or a Dataset with ``image`` and ``prompt``), in order.
 
     ``on_batch(rows, texts)`` is called after every batch (used to append predictions as they come).
-    A tqdm bar shows samples/s.
+    A tqdm bar shows samples/s (``progress=False``: none, for callers with a bar of their own).
     """
     if model is None or processor is None:
         model, processor = load_for_inference(model_dir, model_params)
     texts: list[str] = []
-    bar = tqdm(total=len(rows), desc=f"generate {Path(str(model_dir)).name}", unit="sample")
+    bar = tqdm(total=len(rows), desc=f"generate {Path(str(model_dir)).name}", unit="sample", disable=not progress)
     t0 = time.time()
     for batch in _batches(rows, batch_size):
         out = _generate_batch(model, processor, batch, max_new_tokens)
