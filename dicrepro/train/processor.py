@@ -2,24 +2,69 @@
 
 Qwen2.5-VL turns every 28x28 pixels of an image into one token, so these limits decide the sequence
 length, the memory a batch needs and how small a label the model can still read. A real checkpoint ships
-its own limits (Qwen2.5-VL-7B-Instruct: up to 12.8 M pixels), so training, merging and evaluation all load
-the processor through :func:`load_processor`: every model of a run (the base, each stage, the baselines)
-then sees each image at the same size, the one the params file names.
+its own limits: Qwen2.5-VL-7B-Instruct's preprocessor_config.json holds ``min_pixels: 3136`` and
+``max_pixels: 12845056`` (12.8 M pixels, ~16K tokens per image), and Qwen2-VL's image processor lets those
+two keys override a ``size`` passed alone. So :func:`load_processor` passes the run's limits in both forms
+(``min_pixels=``/``max_pixels=`` and ``size``) and checks the result; training, merging and evaluation all
+load the processor through it, so every model of a run (the base, each stage, the baselines) sees each
+image at the same size, the one the params file names.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+PATCH = 14  # Qwen2.5-VL: 14-pixel patches, 2x2 of them merged into one token
+MERGE = 2
+
+
+class ProcessorSizeError(RuntimeError):
+    """The loaded image processor does not resize to the run's limits (an unknown processor layout)."""
+
 
 def load_processor(path: str | Path, model_params=None):
     """``AutoProcessor`` of the folder ``path``; with ``model_params`` (a run's ``params.model``) its image
-    processor resizes to ``model_params.min_pixels`` .. ``model_params.max_pixels`` pixels."""
+    processor resizes to ``model_params.min_pixels`` .. ``model_params.max_pixels`` pixels, whatever the
+    folder's own preprocessor_config.json says."""
     # Imported here, not at the top: dicrepro.train.backends imports this module and must leave transformers
     # unimported until preload_unsloth() has run.
     from transformers import AutoProcessor
 
     if model_params is None:
         return AutoProcessor.from_pretrained(str(path))
-    size = {"shortest_edge": model_params.min_pixels, "longest_edge": model_params.max_pixels}
-    return AutoProcessor.from_pretrained(str(path), size=size)
+    lo, hi = model_params.min_pixels, model_params.max_pixels
+    # min_pixels=/max_pixels= replace the folder's keys of the same name (which the image processor's
+    # __init__ would otherwise copy over size); size is the form newer transformers keep and save.
+    processor = AutoProcessor.from_pretrained(str(path), size={"shortest_edge": lo, "longest_edge": hi},
+                                              min_pixels=lo, max_pixels=hi)
+    got = pixel_limits(processor.image_processor)
+    if got != (lo, hi):
+        raise ProcessorSizeError(
+            f"{path}: its image processor resizes to {got[0]}..{got[1]} pixels although model.min_pixels/"
+            f"max_pixels are {lo}..{hi}; this transformers version lays the processor out differently")
+    return processor
+
+
+def pixel_limits(image_processor) -> tuple[int, int]:
+    """``(min_pixels, max_pixels)`` an image processor resizes to: its ``min_pixels``/``max_pixels``
+    attributes where it keeps them (older transformers let them win), else its ``size``."""
+    size = dict(getattr(image_processor, "size", None) or {})
+    lo = getattr(image_processor, "min_pixels", None) or size.get("shortest_edge") or size.get("min_pixels")
+    hi = getattr(image_processor, "max_pixels", None) or size.get("longest_edge") or size.get("max_pixels")
+    return int(lo), int(hi)
+
+
+def resized_size(width: int, height: int, model_params) -> tuple[int, int]:
+    """``(width, height)`` in pixels that a ``width`` x ``height`` image is resized to at the run's limits
+    (transformers' own ``smart_resize``: each side a multiple of 28, area within the limits)."""
+    from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
+
+    h, w = smart_resize(height, width, factor=PATCH * MERGE, min_pixels=model_params.min_pixels,
+                        max_pixels=model_params.max_pixels)
+    return w, h
+
+
+def image_tokens(width: int, height: int, model_params) -> int:
+    """Tokens that one ``width`` x ``height`` image becomes at the run's limits."""
+    w, h = resized_size(width, height, model_params)
+    return (w // (PATCH * MERGE)) * (h // (PATCH * MERGE))
