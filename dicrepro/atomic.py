@@ -88,9 +88,20 @@ def replace_dir_atomic(tmp_dir: Path, final_dir: Path) -> Path:
     return final_dir
 
 
-def save_dataset_atomic(data, folder: str | Path) -> Path:
+# Marks a folder as dicrepro's own output (dicrepro.outputs reads it before replacing a folder).
+OUTPUT_MARKER = ".dicrepro-output.json"
+
+
+def output_marker_bytes(kind: str) -> bytes:
+    """The marker's content for an output of ``kind``: deterministic, so outputs stay byte-identical."""
+    return (json.dumps({"kind": kind, "written_by": "dicrepro"}, sort_keys=True) + "\n").encode()
+
+
+def save_dataset_atomic(data, folder: str | Path, kind: str | None = None) -> Path:
     """``save_to_disk`` a Dataset/DatasetDict into a temp folder, then move it into place.
 
+    The folder gets the output marker of ``kind`` inside it before the move (so a kill never leaves an
+    unmarked dataset); with no ``kind`` an older folder's marker is kept, else it is marked ``dataset``.
     Empty splits are saved as one (empty) shard: datasets cannot load a split saved with zero shards.
     """
     folder = Path(folder)
@@ -101,4 +112,9 @@ def save_dataset_atomic(data, folder: str | Path) -> Path:
         data.save_to_disk(str(tmp), num_shards=shards or None)
     else:
         data.save_to_disk(str(tmp), num_shards=1 if len(data) == 0 else None)
+    old_marker = folder / OUTPUT_MARKER
+    if kind is None and old_marker.is_file():
+        shutil.copyfile(old_marker, tmp / OUTPUT_MARKER)
+    else:
+        (tmp / OUTPUT_MARKER).write_bytes(output_marker_bytes(kind or "dataset"))
     return replace_dir_atomic(tmp, folder)

@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Sequence
 
 from datasets import Dataset, DatasetDict, Value, load_from_disk
-from tqdm.auto import tqdm
+from dicrepro.progress import tqdm
 
 from dicrepro.atomic import save_dataset_atomic
 from dicrepro.data import augment as aug
+from dicrepro.outputs import claim_output
 
 log = logging.getLogger(__name__)
 
@@ -123,13 +124,14 @@ def _augment_split(ds: Dataset, *, seed: int, kinds, copies: int, keep_clean: bo
 
 def augment_dataset(src_dir: str | Path, out_dir: str | Path, *, seed: int,
                     kinds: str | Sequence[str] = DEFAULT_KINDS, copies: int = 1, keep_clean: bool = True,
-                    progress: bool = True) -> DatasetDict:
+                    progress: bool = True, overwrite: bool = False) -> DatasetDict:
     """Write an augmented copy of the DatasetDict at ``src_dir`` to ``out_dir`` and return it.
 
     Only ``train`` is augmented: each row gets ``copies`` variants with ids ``<id>~aug<k>`` and the
     applied transforms in the new ``augment`` column ('' for clean rows, kept when ``keep_clean``).
     Other splits are copied unchanged (with ``augment`` = ''). ``kinds`` is a list from
     ``page, scan, jpeg, rescale, blur`` or the preset ``"document"``. Same ``seed`` -> identical bytes.
+    ``out_dir`` is replaced only when it is an earlier augment output (or ``overwrite``).
     """
     kinds = _resolve_kinds(kinds)
     if copies < 0 or (copies == 0 and not keep_clean):
@@ -139,6 +141,16 @@ def augment_dataset(src_dir: str | Path, out_dir: str | Path, *, seed: int,
         raise FileNotFoundError(f"{src_dir}: not a saved DatasetDict (no dataset_dict.json)")
     if Path(out_dir).resolve() == src_dir.resolve():
         raise ValueError(f"augment: --out must differ from the source {src_dir}")
+    if src_dir.resolve() in Path(out_dir).resolve().parents:
+        raise ValueError(f"augment: --out {out_dir} must not lie inside the source {src_dir}")
+    if Path(out_dir).resolve() in src_dir.resolve().parents:
+        raise ValueError(f"augment: --out {out_dir} holds the source {src_dir}; replacing it would delete it")
+    with claim_output(out_dir, "augment", overwrite=overwrite):
+        return _augment_into(src_dir, Path(out_dir), seed=seed, kinds=kinds, copies=copies,
+                             keep_clean=keep_clean, progress=progress)
+
+
+def _augment_into(src_dir: Path, out_dir: Path, *, seed, kinds, copies, keep_clean, progress) -> DatasetDict:
     src = load_from_disk(str(src_dir))
     if "train" not in src:
         raise ValueError(f"{src_dir}: no 'train' split (has {list(src)})")
@@ -156,20 +168,20 @@ def augment_dataset(src_dir: str | Path, out_dir: str | Path, *, seed: int,
             out[name] = ds.add_column("augment", [""] * len(ds))
             out[name] = out[name].cast_column("augment", Value("string"))
     dd = DatasetDict(out)
-    save_dataset_atomic(dd, out_dir)
+    save_dataset_atomic(dd, out_dir, kind="augment")
     log.info("augmented %s -> %s: %s", src_dir, out_dir, {k: len(v) for k, v in dd.items()})
     return load_from_disk(str(out_dir))
 
 
 def augment_main(src: str, out: str, seed: int = 0, kinds: str | Sequence[str] = DEFAULT_KINDS,
-                 copies: int = 1) -> str:
+                 copies: int = 1, overwrite: bool = False) -> str:
     """CLI entry for ``dicrepro augment SRC --out DIR``: run :func:`augment_dataset`, return a summary.
 
     ``kinds`` may be a comma-separated string (``"page,jpeg"``) or a list.
     """
     if isinstance(kinds, str):
         kinds = kinds.split(",")
-    dd = augment_dataset(src, out, seed=seed, kinds=kinds, copies=copies)
+    dd = augment_dataset(src, out, seed=seed, kinds=kinds, copies=copies, overwrite=overwrite)
     parts = []
     for name, ds in dd.items():
         n_aug = sum(1 for a in ds["augment"] if a)

@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from datasets import Dataset, DatasetDict, Features, Image, Value, concatenate_datasets, load_from_disk
-from tqdm.auto import tqdm
+from dicrepro.progress import tqdm
 
 from dicrepro.atomic import append_jsonl, replace_dir_atomic, save_dataset_atomic, write_json_atomic
 from dicrepro.diagrams.graph import Diagram
 from dicrepro.diagrams.sample import render_config, sample_diagram, to_mermaid, topics_for
+from dicrepro.outputs import claim_output
 from dicrepro.text.describe import caption_prompt, describe
 
 log = logging.getLogger(__name__)
@@ -161,13 +162,22 @@ def _build_shard(plans: list[dict], renderer, spec: SynthSpec, errors_path: Path
     return rows
 
 
-def synthesize(spec: SynthSpec, out_dir: str | Path, renderer, *, progress: bool = True) -> DatasetDict:
+def synthesize(spec: SynthSpec, out_dir: str | Path, renderer, *, progress: bool = True,
+               overwrite: bool = False) -> DatasetDict:
     """Write ``spec`` as a DatasetDict (train/test) to ``out_dir``; resume from finished shards.
 
     ``renderer`` is an open :class:`dicrepro.diagrams.render.MermaidRenderer`. Samples whose Mermaid fails to
     render are listed in ``out_dir/../<name>_errors.jsonl`` with the error and skipped; the batch goes on.
+    ``out_dir`` is replaced only when it is an earlier dicrepro dataset (or ``overwrite``); a second process
+    writing the same ``out_dir`` fails at once (:class:`dicrepro.outputs.OutputError`).
     """
-    out_dir = Path(out_dir)
+    if spec.n < 0 or spec.test_n < 0:
+        raise ValueError(f"synthesize: n and test_n must be >= 0, got n={spec.n}, test_n={spec.test_n}")
+    with claim_output(out_dir, "synth", overwrite=overwrite, accept=("dataset",)):
+        return _synthesize(spec, Path(out_dir), renderer, progress)
+
+
+def _synthesize(spec: SynthSpec, out_dir: Path, renderer, progress: bool) -> DatasetDict:
     work = out_dir.with_name(f".{out_dir.name}.shards")
     work.mkdir(parents=True, exist_ok=True)
     errors_path = out_dir.with_name(f"{out_dir.name}_errors.jsonl")
@@ -211,7 +221,7 @@ def synthesize(spec: SynthSpec, out_dir: str | Path, renderer, *, progress: bool
                                   spec_token + split)
         for split in ("train", "test")
     })
-    save_dataset_atomic(dd, out_dir)
+    save_dataset_atomic(dd, out_dir, kind="synth")
     shutil.rmtree(work, ignore_errors=True)
     n_err = sum(1 for _ in open(errors_path)) if errors_path.exists() else 0
     log.info("wrote %s: %d train, %d test, %d render failures", out_dir, len(dd["train"]), len(dd["test"]),
