@@ -23,6 +23,13 @@ examples:
 """
 
 
+def _params_file(arg: str) -> str:
+    """A params path typed in a shell: from the working directory when it is there, else (like
+    ``params/tiny.yaml`` typed anywhere) from the project root, which load_params does."""
+    p = Path(arg).expanduser()
+    return str(p.resolve()) if p.exists() else arg
+
+
 def _cmd_run(a: argparse.Namespace) -> int:
     from dicrepro.pipeline import StepFailed, run_pipeline
 
@@ -113,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="execute the pipeline notebooks with papermill",
                        description="Run the notebooks in order; executed notebooks go to RUN/notebooks/. "
                                    "Stops at the first failing notebook, naming it and the cell.")
-    p.add_argument("params", nargs="?", default=DEFAULT_PARAMS, help=f"params YAML (default {DEFAULT_PARAMS})")
+    p.add_argument("params", nargs="?", default=DEFAULT_PARAMS, type=_params_file, help=f"params YAML (default {DEFAULT_PARAMS})")
     p.add_argument("--only", nargs="+", metavar="STEP", help="run only these steps")
     p.add_argument("--from", dest="start", metavar="STEP", help="run from this step to the end")
     p.add_argument("-q", "--quiet", action="store_true", help="no per-cell progress bar")
@@ -133,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-n", type=int, default=0, help="held-out samples (default 0)")
     p.add_argument("--out", required=True, help="output dataset folder")
     p.add_argument("--seed", type=int, default=None, help="seed (default: the params file's)")
-    p.add_argument("--params", default=DEFAULT_PARAMS, help="params YAML for types, languages, rendering")
+    p.add_argument("--params", default=DEFAULT_PARAMS, type=_params_file, help="params YAML for types, languages, rendering")
     p.set_defaults(func=_cmd_synth)
 
     p = sub.add_parser("augment", help="seeded realism augmentations of a dataset (clean rows kept)",
@@ -155,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset", help="dataset folder written by `dicrepro synth` (save_to_disk)")
     p.add_argument("--backend", choices=["verbalizer", "openai", "hf"], default=None,
                    help="default: describe.backend of the params file")
-    p.add_argument("--params", default=DEFAULT_PARAMS, help="params YAML (endpoint, model, retries)")
+    p.add_argument("--params", default=DEFAULT_PARAMS, type=_params_file, help="params YAML (endpoint, model, retries)")
     p.set_defaults(func=_cmd_describe)
 
     p = sub.add_parser("metrics", help="caption metrics for predictions vs references (JSON)",
@@ -166,11 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_metrics)
 
     p = sub.add_parser("figures", help="regenerate tables and figures from a run's recorded results")
-    p.add_argument("params", nargs="?", default=DEFAULT_PARAMS, help=f"params YAML (default {DEFAULT_PARAMS})")
+    p.add_argument("params", nargs="?", default=DEFAULT_PARAMS, type=_params_file, help=f"params YAML (default {DEFAULT_PARAMS})")
     p.set_defaults(func=_cmd_figures)
 
     p = sub.add_parser("check", help="validate a params file and exit")
-    p.add_argument("params", help="params YAML")
+    p.add_argument("params", type=_params_file, help="params YAML")
     p.set_defaults(func=_cmd_check)
     return ap
 

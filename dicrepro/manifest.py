@@ -13,7 +13,7 @@ from pathlib import Path
 
 from dicrepro.atomic import write_json_atomic
 from dicrepro.params import Params, dump_params
-from dicrepro.paths import RunPaths
+from dicrepro.paths import RunPaths, node_modules
 
 PACKAGES = ("dicrepro", "torch", "torchvision", "transformers", "tokenizers", "peft", "trl", "accelerate",
             "datasets", "papermill", "playwright", "nltk", "sacrebleu", "rouge-score", "pycocoevalcap",
@@ -34,7 +34,7 @@ def package_versions() -> dict[str, str | None]:
 
 
 def mermaid_version() -> str | None:
-    pkg = Path(__file__).resolve().parents[1] / "node_modules" / "mermaid" / "package.json"
+    pkg = node_modules() / "mermaid" / "package.json"
     try:
         return json.loads(pkg.read_text())["version"]
     except (OSError, KeyError, ValueError):

@@ -13,6 +13,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from dicrepro.paths import resolve
+
 DiagramType = Literal[
     "flowchart", "sequence", "state", "class", "er", "gantt", "pie", "mindmap", "timeline",
     "block", "architecture", "xychart", "quadrant", "requirement", "packet",
@@ -246,10 +248,12 @@ def _expand_env(node, key: str = ""):
 def load_params(path: str | Path, overrides: dict | None = None) -> Params:
     """Read a params YAML, apply optional dotted-key ``overrides`` and validate everything.
 
-    Relative paths inside the file (run_dir, figures_dir, model.path, ...) are taken relative to the
-    current working directory, as a user typing them in a shell would expect.
+    ``path`` and the relative paths inside the file (run_dir, figures_dir, model.path, ...) are taken
+    from the project root (:func:`dicrepro.paths.repo_root`: ``$DICREPRO_ROOT``, the checkout, or for an
+    installed wheel the working directory), so a notebook run from ``notebooks/`` in JupyterLab, papermill
+    and the shell all read and write the same files.
     """
-    path = Path(path)
+    path = resolve(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
@@ -268,10 +272,36 @@ def load_params(path: str | Path, overrides: dict | None = None) -> Params:
         raw = _expand_env(raw)
     except ParamsError as e:
         raise ParamsError(f"invalid params file {path}:\n  {e}") from None
+    _root_paths(raw)
     try:
-        return Params.model_validate(raw)
+        params = Params.model_validate(raw)
     except ValidationError as e:
         raise ParamsError(_format_errors(path, e)) from None
+    # The defaults too (a file without run_dir runs in <root>/runs/tiny)
+    params.run_dir, params.figures_dir = resolve(params.run_dir), resolve(params.figures_dir)
+    return params
+
+
+# Dotted keys holding paths; "*" stands for every item of a list.
+PATH_KEYS = ("run_dir", "figures_dir", "model.path", "stage2.annotations", "describe.hf_path",
+             "eval.baselines.*.path")
+
+
+def _root_paths(raw: dict) -> None:
+    """Make the relative paths of a raw params mapping absolute under the project root (in place),
+    before validation checks that they exist."""
+    def visit(node, keys: list[str]) -> None:
+        head, rest = keys[0], keys[1:]
+        items = list(enumerate(node)) if head == "*" and isinstance(node, list) else (
+            [(head, node[head])] if isinstance(node, dict) and head in node else [])
+        for k, v in items:
+            if rest:
+                visit(v, rest)
+            elif isinstance(v, (str, Path)) and str(v):
+                node[k] = str(resolve(v))
+
+    for dotted in PATH_KEYS:
+        visit(raw, dotted.split("."))
 
 
 def dump_params(params: Params) -> dict:

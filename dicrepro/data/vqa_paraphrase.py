@@ -30,7 +30,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm.auto import tqdm
+from dicrepro.progress import tqdm
 
 from dicrepro.diagrams.graph import Diagram
 from dicrepro.text.describe import diagram_labels

@@ -25,9 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from tqdm.auto import tqdm
+from dicrepro.progress import tqdm
 
 from dicrepro.atomic import write_bytes_atomic
+from dicrepro.paths import node_modules
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +147,7 @@ def default_workers() -> int:
 def mermaid_js_path() -> Path:
     """The pinned mermaid.min.js (npm package at the repo root), or ``$DICREPRO_MERMAID_JS``."""
     env = os.environ.get("DICREPRO_MERMAID_JS")
-    path = Path(env) if env else (Path(__file__).resolve().parents[2] / "node_modules" / "mermaid" / "dist"
-                                  / "mermaid.min.js")
+    path = Path(env) if env else node_modules() / "mermaid" / "dist" / "mermaid.min.js"
     if not path.is_file():
         raise FileNotFoundError(
             f"mermaid.js not found at {path}. Run `make setup` (it runs `npm ci` for the pinned mermaid "

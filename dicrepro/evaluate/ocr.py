@@ -9,7 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tqdm.auto import tqdm
+from dicrepro.progress import tqdm
 
 from dicrepro.atomic import append_jsonl, read_jsonl
 

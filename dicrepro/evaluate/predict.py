@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
+from dicrepro.progress import tqdm
 from transformers import AutoModelForImageTextToText
 
 from dicrepro.atomic import append_jsonl, matches_json_record, read_jsonl, write_json_atomic

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
-from tqdm.auto import tqdm
+from dicrepro.progress import tqdm
 
 from dicrepro.atomic import append_jsonl
 
