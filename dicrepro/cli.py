@@ -104,6 +104,10 @@ def _cmd_check(a: argparse.Namespace) -> int:
     from dicrepro.params import load_params
 
     p = load_params(a.params)
+    from dicrepro.train.model_folder import check_params_models
+
+    for what, folder in check_params_models(p):  # config, safetensors weights (no pickle), processor
+        print(f"{what}: {folder}: loadable model folder")
     print(f"{a.params}: valid (name={p.name}, seed={p.seed}, run_dir={p.run_dir})")
     return 0
 

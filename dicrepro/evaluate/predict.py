@@ -17,6 +17,7 @@ from transformers import AutoModelForImageTextToText
 
 from dicrepro.atomic import append_jsonl, matches_json_record, read_jsonl, write_json_atomic
 from dicrepro.train.collate import chat_messages, rgb
+from dicrepro.train.model_folder import check_model_folder
 from dicrepro.train.processor import load_processor
 
 log = logging.getLogger(__name__)
@@ -25,12 +26,11 @@ log = logging.getLogger(__name__)
 def load_for_inference(model_dir: str | Path, model_params=None):
     """``(model, processor)`` from a saved folder, in eval mode, on CUDA when there is one; with
     ``model_params`` (``params.model``) images are resized to the run's pixel limits."""
-    model_dir = Path(model_dir)
-    if not (model_dir / "config.json").exists():
-        raise FileNotFoundError(f"no model at {model_dir} (config.json missing)")
+    model_dir = check_model_folder(model_dir)  # config, safetensors weights (never pickle), processor
     cuda = torch.cuda.is_available()
     model = AutoModelForImageTextToText.from_pretrained(
-        str(model_dir), dtype=torch.bfloat16 if cuda else torch.float32, device_map={"": 0} if cuda else None)
+        str(model_dir), dtype=torch.bfloat16 if cuda else torch.float32, device_map={"": 0} if cuda else None,
+        use_safetensors=True)
     model.eval()
     return model, load_processor(model_dir, model_params)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from dicrepro.train.collate import VisionSFTCollator, chat_messages, rgb
+from dicrepro.train.model_folder import check_adapter_folder, check_model_folder
 from dicrepro.train.processor import load_processor
 
 # transformers, peft and trl are imported inside the functions: importing this module must leave them
@@ -125,7 +126,10 @@ def load_hf(params, model_path: Path, adapter_path: Path | None):
     # LoRA's A matrices are drawn from the global RNG: seed it here, not only later in the Trainer, so the
     # adapter's initial weights depend on params.seed alone.
     set_seed(params.seed)
-    kwargs = {"dtype": train_dtype(params)}
+    check_model_folder(model_path)
+    if adapter_path is not None:
+        check_adapter_folder(adapter_path)
+    kwargs = {"dtype": train_dtype(params), "use_safetensors": True}
     quantized = params.sft.load_in_4bit and cuda_available()
     if params.sft.load_in_4bit and not cuda_available():
         log.warning("sft.load_in_4bit needs CUDA (bitsandbytes); training in float32 on CPU instead")
@@ -155,6 +159,9 @@ def load_unsloth(params, model_path: Path, adapter_path: Path | None):
     """Unsloth's FastVisionModel with 4-bit QLoRA, or 16-bit LoRA without ``sft.load_in_4bit`` (its
     Qwen2.5-VL notebook's call sequence; arguments as in unsloth 2026.10)."""
     resolve_backend("unsloth")  # fails at once, naming the hf backend, without CUDA or unsloth
+    check_model_folder(model_path)
+    if adapter_path is not None:
+        check_adapter_folder(adapter_path)
     from unsloth import FastVisionModel  # noqa: PLC0415 (lazy: it needs CUDA at import time)
 
     s, lora = params.sft, params.sft.lora
@@ -232,8 +239,10 @@ def merge_adapter(params, base_path: Path, adapter_dir: Path, out_dir: Path) -> 
     from peft import PeftModel
     from transformers import AutoModelForImageTextToText
 
+    check_model_folder(base_path)
+    check_adapter_folder(adapter_dir)
     dtype = torch.bfloat16 if params.sft.bf16 and cuda_available() else torch.float32
-    base = AutoModelForImageTextToText.from_pretrained(str(base_path), dtype=dtype)
+    base = AutoModelForImageTextToText.from_pretrained(str(base_path), dtype=dtype, use_safetensors=True)
     merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
     merged.save_pretrained(str(out_dir), safe_serialization=True)
     # The merged folder carries the run's image size, so evaluating it needs no params.

@@ -42,6 +42,7 @@ from dicrepro.train.backends import (
     resolve_backend,
     resolve_collator,
 )
+from dicrepro.train.model_folder import ModelFolderError, check_model_folder
 from dicrepro.train.tiny_model import TINY_NOTE
 from dicrepro.train.train_log import (
     LossCSVCallback,
@@ -141,6 +142,10 @@ def _check_model_dir(path: Path, what: str) -> None:
     if not (path / "config.json").exists():
         hint = "run 00_base_model first" if what == "base model" else "train the previous stage first"
         raise StageInputError(f"{what} not found: {path} has no config.json ({hint})")
+    try:  # safetensors weights (never pickle), tokenizer and image processor, before any training starts
+        check_model_folder(path)
+    except ModelFolderError as e:
+        raise StageInputError(f"{what}: {e}") from None
 
 
 def stage_inputs(params, stage: int) -> dict:
