@@ -30,6 +30,41 @@ def _params_file(arg: str) -> str:
     return str(p.resolve()) if p.exists() else arg
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1 (``--n 0`` asks for nothing and is a typo)."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
+    return v
+
+
+def _count(text: str) -> int:
+    """argparse type: a whole number >= 0."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {v}")
+    return v
+
+
+def _seconds(text: str) -> float:
+    """argparse type: a finite number of seconds > 0 (``nan`` and ``inf`` would never time out)."""
+    import math
+
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(v) or v <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {text}")
+    return v
+
+
 def _cmd_run(a: argparse.Namespace) -> int:
     from dicrepro.pipeline import StepFailed, run_pipeline
 
@@ -44,8 +79,21 @@ def _cmd_run(a: argparse.Namespace) -> int:
 
 def _cmd_render(a: argparse.Namespace) -> int:
     from dicrepro.diagrams.render import render_files
+    from dicrepro.outputs import OutputError, claim_output, output_kind, write_marker
 
-    summary = render_files([Path(p) for p in a.files], Path(a.out), workers=a.workers, timeout_s=a.timeout)
+    out = Path(a.out)
+    # Render adds PNGs to a folder; it never replaces a PNG it did not write itself (--overwrite does).
+    with claim_output(out, "render", allow_files=True, overwrite=a.overwrite):
+        if out.is_dir() and not a.overwrite and output_kind(out) != "render":
+            clash = sorted({Path(f).stem for f in a.files if (out / f"{Path(f).stem}.png").exists()})
+            if clash:
+                more = f" (and {len(clash) - 1} more)" if len(clash) > 1 else ""
+                raise OutputError(f"--out {out}: {clash[0]}.png{more} exists and was not written by dicrepro "
+                                  "render; choose another --out or pass --overwrite")
+        if not out.exists() or not any(out.iterdir()):
+            out.mkdir(parents=True, exist_ok=True)
+            write_marker(out, "render")
+        summary = render_files([Path(p) for p in a.files], out, workers=a.workers, timeout_s=a.timeout)
     print(summary["summary"])
     for fail in summary["failures"]:
         print(f"  FAILED {fail['path']}: {fail['error']}", file=sys.stderr)
@@ -59,12 +107,15 @@ def _cmd_synth(a: argparse.Namespace) -> int:
     from dicrepro.diagrams.render import MermaidRenderer
     from dicrepro.params import load_params
 
+    from dicrepro.outputs import check_output
+
     params = load_params(a.params)
     spec = replace(stage1_spec(params), n=a.n, test_n=a.test_n,
                    seed=a.seed if a.seed is not None else params.seed)
+    check_output(a.out, ("synth", "dataset"), overwrite=a.overwrite)  # before the browser starts
     with MermaidRenderer(workers=params.render.workers, timeout_s=params.render.timeout_s,
                          width=params.render.width, scale=params.render.scale) as r:
-        dd = synthesize(spec, a.out, r)
+        dd = synthesize(spec, a.out, r, overwrite=a.overwrite)
     print(f"wrote {a.out}: {len(dd['train'])} train, {len(dd['test'])} test rows")
     return 0
 
@@ -72,7 +123,7 @@ def _cmd_synth(a: argparse.Namespace) -> int:
 def _cmd_augment(a: argparse.Namespace) -> int:
     from dicrepro.data.augment_dataset import augment_main
 
-    print(augment_main(a.src, a.out, seed=a.seed, kinds=a.kinds, copies=a.copies))
+    print(augment_main(a.src, a.out, seed=a.seed, kinds=a.kinds, copies=a.copies, overwrite=a.overwrite))
     return 0
 
 
@@ -134,15 +185,19 @@ def build_parser() -> argparse.ArgumentParser:
                        description="One PNG per input, same stem. Exit status 1 if any file failed.")
     p.add_argument("files", nargs="+", help="Mermaid source files (.mmd)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--workers", type=int, default=None, help="browser pages in parallel (default: cores)")
-    p.add_argument("--timeout", type=float, default=20.0, help="seconds per diagram (default 20)")
+    p.add_argument("--workers", type=_positive_int, default=None,
+                   help="browser pages in parallel (default: cores)")
+    p.add_argument("--timeout", type=_seconds, default=20.0, help="seconds per diagram (default 20)")
+    p.add_argument("--overwrite", action="store_true", help="replace PNGs in --out that render did not write")
     p.set_defaults(func=_cmd_render)
 
     p = sub.add_parser("synth", help="synthesize stage-1 image-text pairs as a Hugging Face dataset",
                        description="Writes a DatasetDict (load_from_disk) in shards; a killed run resumes.")
-    p.add_argument("--n", type=int, required=True, help="training samples")
-    p.add_argument("--test-n", type=int, default=0, help="held-out samples (default 0)")
+    p.add_argument("--n", type=_positive_int, required=True, help="training samples")
+    p.add_argument("--test-n", type=_count, default=0, help="held-out samples (default 0)")
     p.add_argument("--out", required=True, help="output dataset folder")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --out even if it is not an earlier dicrepro dataset")
     p.add_argument("--seed", type=int, default=None, help="seed (default: the params file's)")
     p.add_argument("--params", default=DEFAULT_PARAMS, type=_params_file, help="params YAML for types, languages, rendering")
     p.set_defaults(func=_cmd_synth)
@@ -156,7 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     p.add_argument("--kinds", nargs="+", default=["page", "scan", "jpeg", "rescale", "blur"],
                    help="page scan jpeg rescale blur, or the preset 'document'")
-    p.add_argument("--copies", type=int, default=1, help="augmented variants per training row (default 1)")
+    p.add_argument("--copies", type=_count, default=1, help="augmented variants per training row (default 1)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --out even if it is not an earlier augment output")
     p.set_defaults(func=_cmd_augment)
 
     p = sub.add_parser("describe", help="(re)write a dataset's descriptions with a rewriting backend",
@@ -186,20 +243,40 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def error_message(e: BaseException) -> tuple[int, str]:
+    """The exit status and the message the user sees for an exception that ends a command.
+
+    Bad input (params, paths, rows: ValueError and OSError, which name their file/row/field) exits 2;
+    a refusing service (RuntimeError, e.g. dicrepro.text.llm.LLMError) 1; anything else is a bug, shown
+    as one line (``-v`` shows the traceback).
+    """
+    if isinstance(e, OSError) and e.filename is not None and e.strerror:
+        return 2, f"{e.filename}: {e.strerror}"
+    if isinstance(e, (ValueError, OSError)):
+        return 2, str(e) or type(e).__name__
+    first = (str(e).strip().splitlines() or [""])[0][:300]
+    if isinstance(e, RuntimeError):
+        return 1, str(e) or type(e).__name__
+    return 1, f"internal error ({type(e).__name__}: {first}); rerun with -v for the traceback"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from dicrepro.params import ParamsError
-
     try:
         return args.func(args)
-    except (ParamsError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except RuntimeError as e:  # e.g. an LLM endpoint that refuses us (dicrepro.text.llm.LLMError)
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    except KeyboardInterrupt:
+        print("interrupted (a rerun resumes where this one stopped)", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - the user gets one line, the traceback only with -v
+        if args.verbose:
+            import traceback
+
+            traceback.print_exc()
+        code, msg = error_message(e)
+        print(f"error: {msg}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

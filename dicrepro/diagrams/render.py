@@ -398,6 +398,21 @@ def render_mermaid(sources: Sequence[Any], **kw) -> list[RenderResult]:
         return r.render_batch(sources, progress=progress)
 
 
+MAX_SOURCE_BYTES = 1 << 20  # mermaid itself refuses text over 50,000 characters (maxTextSize)
+
+
+def _read_source(p: Path) -> str:
+    """A Mermaid file's text; only regular files (a FIFO would block, /dev/zero never ends), size-capped."""
+    import stat
+
+    st = p.stat()
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError("not a regular file")
+    if st.st_size > MAX_SOURCE_BYTES:
+        raise ValueError(f"{st.st_size} bytes, more than the {MAX_SOURCE_BYTES} a Mermaid file may have")
+    return p.read_text(encoding="utf-8")
+
+
 def render_files(paths: Sequence[Path | str], out_dir: Path | str, **kw) -> dict:
     """Render Mermaid files to ``out_dir/<stem>.png`` (written atomically), for ``dicrepro render``.
 
@@ -417,8 +432,8 @@ def render_files(paths: Sequence[Path | str], out_dir: Path | str, **kw) -> dict
             continue
         seen[p.stem] = p
         try:
-            todo.append((p, p.read_text(encoding="utf-8")))
-        except (OSError, UnicodeDecodeError) as e:
+            todo.append((p, _read_source(p)))
+        except (OSError, UnicodeDecodeError, ValueError) as e:
             failures.append({"path": str(p), "error": f"cannot read: {e}"})
     written: list[str] = []
     if todo:
