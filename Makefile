@@ -38,8 +38,12 @@ test-fast: setup  ## the tests without the slow ones (no notebook run, no full t
 figures: setup  ## regenerate figures/ from the recorded results of the last run (seconds)
 	$(VPY) -m dicrepro figures $(PARAMS)
 
-lab: setup  ## JupyterLab on notebooks/ with the project kernel
-	$(VPY) -m jupyter lab notebooks/
+LAB_PORT ?= 8888
+LAB_IP ?= 127.0.0.1
+lab: setup  ## JupyterLab on notebooks/ with the project kernel (prints the URL to open; LAB_PORT, LAB_IP)
+	@# --allow-root only when running as root (containers), which JupyterLab otherwise refuses
+	$(VPY) -m jupyter lab --notebook-dir=notebooks --no-browser --ip=$(LAB_IP) --port=$(LAB_PORT) \
+	  $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
 bench: setup  ## benchmarks (ratios against anchors measured in the same run)
 	$(VPY) bench/render_throughput.py
