@@ -83,8 +83,10 @@ def artifact_hashes(root: Path) -> dict[str, str]:
     return out
 
 
-def write_manifest(params: Params, *, step_done: str | None = None, seconds: float | None = None) -> Path:
-    """Update the run's manifest: params, versions, steps done (with wall time) and artifact hashes."""
+def write_manifest(params: Params, *, step_done: str | None = None, seconds: float | None = None,
+                   signature: str | None = None) -> Path:
+    """Update the run's manifest: params, versions, steps done (with wall time and the signature of what
+    they were made from, :func:`dicrepro.steps.signatures`) and artifact hashes."""
     paths = RunPaths(Path(params.run_dir))
     old = {}
     if paths.manifest.exists():
@@ -94,7 +96,7 @@ def write_manifest(params: Params, *, step_done: str | None = None, seconds: flo
             old = {}
     steps = dict(old.get("steps", {}))
     if step_done:
-        steps[step_done] = {"seconds": round(seconds or 0.0, 1),
+        steps[step_done] = {"seconds": round(seconds or 0.0, 1), "signature": signature,
                             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     manifest = {
         "name": params.name,

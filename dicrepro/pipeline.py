@@ -9,56 +9,18 @@ import logging
 import os
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from dicrepro.manifest import write_manifest
 from dicrepro.params import Params, load_params
 from dicrepro.paths import RunPaths, notebooks_dir, repo_root, resolve
+from dicrepro.steps import STEP_NAMES, STEPS, Step, select_steps, signatures, steps_to_run  # noqa: F401
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Step:
-    name: str
-    notebook: str
-    parameters: dict
-
-    @property
-    def output_name(self) -> str:
-        stem = Path(self.notebook).stem
-        return f"{stem}_stage{self.parameters['stage']}.ipynb" if "stage" in self.parameters else f"{stem}.ipynb"
-
-
-STEPS: tuple[Step, ...] = (
-    Step("base", "00_base_model.ipynb", {}),
-    Step("synth", "01_synthesize_pairs.ipynb", {}),
-    Step("expert", "02_expert_pairs.ipynb", {}),
-    Step("vqa", "03_vqa.ipynb", {}),
-    Step("sft1", "04_sft.ipynb", {"stage": 1}),
-    Step("sft2", "04_sft.ipynb", {"stage": 2}),
-    Step("sft3", "04_sft.ipynb", {"stage": 3}),
-    Step("evaluate", "05_evaluate.ipynb", {}),
-    Step("figures", "06_figures.ipynb", {}),
-)
-STEP_NAMES = tuple(s.name for s in STEPS)
-
-
 class StepFailed(RuntimeError):
     """A notebook raised: the message names the step, the notebook, the cell and the error."""
-
-
-def select_steps(only: list[str] | None = None, start: str | None = None) -> list[Step]:
-    """The steps to run: all, ``only`` the named ones, or every step ``start``-ing from one."""
-    for name in (only or []) + ([start] if start else []):
-        if name not in STEP_NAMES:
-            raise ValueError(f"unknown step {name!r}; steps are: {', '.join(STEP_NAMES)}")
-    if only:
-        return [s for s in STEPS if s.name in only]
-    if start:
-        return list(STEPS[STEP_NAMES.index(start):])
-    return list(STEPS)
 
 
 def _failure_message(step: Step, out_nb: Path, err: Exception) -> str:
@@ -88,7 +50,7 @@ def _kernel_env(**values: str):
 
 
 def run_pipeline(params_path: str | Path, *, only: list[str] | None = None, start: str | None = None,
-                 kernel_name: str = "python3", progress: bool = True) -> Params:
+                 kernel_name: str = "python3", progress: bool = True, force: bool = False) -> Params:
     """Execute the selected notebooks with papermill on ``params_path``; returns the validated params.
 
     Params are validated first, so a bad file fails before any work starts. A relative ``params_path``
@@ -101,7 +63,12 @@ def run_pipeline(params_path: str | Path, *, only: list[str] | None = None, star
 
     params_path = resolve(params_path)
     params = load_params(params_path)
-    steps = select_steps(only, start)
+    if only or start or force:
+        steps = select_steps(only, start)
+    else:  # only what is stale or missing (dicrepro status), in order
+        steps = steps_to_run(params)
+        if not steps:
+            log.info("every step is done and current (dicrepro status); --force reruns them")
     paths = RunPaths(Path(params.run_dir))
     paths.notebooks.mkdir(parents=True, exist_ok=True)
     root = repo_root()
@@ -122,5 +89,6 @@ def run_pipeline(params_path: str | Path, *, only: list[str] | None = None, star
         except Exception as err:  # papermill's PapermillExecutionError carries cell and error
             raise StepFailed(_failure_message(step, out_nb, err)) from None
         log.info("step %s done in %.1fs", step.name, time.time() - t0)
-        write_manifest(params, step_done=step.name, seconds=time.time() - t0)
+        write_manifest(params, step_done=step.name, seconds=time.time() - t0,
+                       signature=signatures(params)[step.name])
     return params
