@@ -10,10 +10,10 @@ import os
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dicrepro.paths import resolve
+from dicrepro.safe_yaml import YamlError, load_yaml
 
 DiagramType = Literal[
     "flowchart", "sequence", "state", "class", "er", "gantt", "pie", "mindmap", "timeline",
@@ -22,7 +22,18 @@ DiagramType = Literal[
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=False, validate_assignment=True)
+    # allow_inf_nan=False: `scale: .inf` or a NaN weight would pass every range check and fail later
+    model_config = ConfigDict(extra="forbid", frozen=False, validate_assignment=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, v, info):
+        # pydantic reads `n: true` as 1; YAML's yes/no/true/false are never meant as numbers
+        if isinstance(v, bool):
+            ann = cls.model_fields[info.field_name].annotation
+            if ann is not bool and bool not in getattr(ann, "__args__", ()):
+                raise ValueError(f"expected {getattr(ann, '__name__', ann)}, got {str(v).lower()}")
+        return v
 
 
 class TinyModelParams(_Strict):
@@ -41,6 +52,18 @@ class TinyModelParams(_Strict):
     pretrain_samples: int = Field(200, ge=0)
     pretrain_epochs: float = Field(3.0, gt=0)
     pretrain_lr: float = Field(2e-3, gt=0)
+
+    @model_validator(mode="after")
+    def _heads_fit(self) -> TinyModelParams:
+        # What the model config would reject only when the base is built, minutes into a run
+        h, a, kv = self.hidden_size, self.num_attention_heads, self.num_key_value_heads
+        if h % a or a % kv or (h // a) % 2:
+            raise ValueError(f"hidden_size ({h}) must be divisible by num_attention_heads ({a}) into an even "
+                             f"head size, and num_attention_heads by num_key_value_heads ({kv})")
+        if self.vision_hidden_size % self.vision_heads or (self.vision_hidden_size // self.vision_heads) % 4:
+            raise ValueError(f"vision_hidden_size ({self.vision_hidden_size}) / vision_heads ({self.vision_heads}) "
+                             "must be a whole multiple of 4")
+        return self
 
 
 class ModelParams(_Strict):
@@ -75,11 +98,18 @@ class RenderParams(_Strict):
 class Stage1Params(_Strict):
     n: int = Field(300, ge=1)
     test_n: int = Field(40, ge=0)
-    diagram_types: list[DiagramType] = ["flowchart", "sequence", "state", "class", "er", "gantt", "pie",
-                                        "mindmap", "timeline", "block"]
+    diagram_types: list[DiagramType] = Field(["flowchart", "sequence", "state", "class", "er", "gantt", "pie",
+                                              "mindmap", "timeline", "block"], min_length=1)
     languages: dict[str, float] = {"en": 0.8, "zh": 0.2}
     min_elements: int = Field(3, ge=2)
     max_elements: int = Field(12, ge=2)
+
+    @model_validator(mode="after")
+    def _elements_range(self) -> Stage1Params:
+        if self.min_elements > self.max_elements:
+            raise ValueError(f"min_elements ({self.min_elements}) is larger than max_elements "
+                             f"({self.max_elements})")
+        return self
 
     @field_validator("languages")
     @classmethod
@@ -87,6 +117,9 @@ class Stage1Params(_Strict):
         bad = sorted(set(v) - {"en", "zh"})
         if bad:
             raise ValueError(f"unknown language(s) {bad}; supported: en, zh")
+        negative = sorted(k for k, w in v.items() if w < 0)
+        if negative:
+            raise ValueError(f"negative weight for {negative}; weights are >= 0")
         if not v or sum(v.values()) <= 0:
             raise ValueError("languages needs at least one positive weight")
         return v
@@ -217,6 +250,14 @@ class Params(_Strict):
     sft: SFTParams = SFTParams()
     eval: EvalParams = EvalParams()
 
+    @field_validator("run_dir", "figures_dir", mode="before")
+    @classmethod
+    def _not_empty(cls, v):
+        # '' would mean the current folder: a run would write (and replace) files all over it
+        if v is None or not str(v).strip():
+            raise ValueError("must be a folder path, not empty")
+        return v
+
 
 class ParamsError(ValueError):
     """A params file is unreadable or invalid; the message names the file and every bad key."""
@@ -255,10 +296,10 @@ def load_params(path: str | Path, overrides: dict | None = None) -> Params:
     """
     path = resolve(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = load_yaml(path) or {}
     except FileNotFoundError:
         raise ParamsError(f"params file not found: {path}") from None
-    except yaml.YAMLError as e:
+    except YamlError as e:
         raise ParamsError(f"params file {path} is not valid YAML: {e}") from None
     if not isinstance(raw, dict):
         raise ParamsError(f"params file {path} must hold a mapping at the top level")

@@ -77,3 +77,47 @@ def test_pixel_limits_must_be_ordered(tmp_path):
     p = write(tmp_path, "model:\n  min_pixels: 100000\n  max_pixels: 50176\n")
     with pytest.raises(ParamsError, match=r"model.min_pixels \(100000\) is larger than model.max_pixels"):
         load_params(p)
+
+
+@pytest.mark.parametrize("text, key, why", [
+    ("stage1:\n  diagram_types: []\n", "stage1.diagram_types", "at least 1"),
+    ("render:\n  scale: .inf\n", "render.scale", "finite"),
+    ("render:\n  timeout_s: .nan\n", "render.timeout_s", "finite"),
+    ("stage1:\n  languages: {en: .nan}\n", "stage1.languages.en", "finite"),
+    ("stage1:\n  languages: {en: 1.0, zh: -0.5}\n", "stage1.languages", "negative weight"),
+    ("stage1:\n  min_elements: 9\n  max_elements: 4\n", "stage1", "min_elements \\(9\\) is larger"),
+    ("model:\n  tiny:\n    hidden_size: 130\n", "model.tiny", "divisible by num_attention_heads"),
+    ("model:\n  tiny:\n    num_key_value_heads: 3\n", "model.tiny", "num_key_value_heads"),
+    ("stage1:\n  n: true\n", "stage1.n", "expected int, got true"),
+    ("sft:\n  replay: false\n", "sft.replay", "got false"),
+    ("run_dir: ''\n", "run_dir", "not empty"),
+])
+def test_values_a_later_step_would_trip_over_are_refused_up_front(tmp_path, text, key, why):
+    with pytest.raises(ParamsError, match=f"(?s){key}: .*{why}"):
+        load_params(write(tmp_path, text))
+
+
+def test_yaml_duplicate_keys_and_alias_tricks_are_refused(tmp_path):
+    with pytest.raises(ParamsError, match="line 2, column 1: duplicate key 'seed' \\(first given on line 1\\)"):
+        load_params(write(tmp_path, "seed: 1\nseed: 2\n"))
+    with pytest.raises(ParamsError, match="recursive alias"):
+        load_params(write(tmp_path, "stage1: &a\n  x: *a\n"))
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{c}: &{c} [{', '.join([f'*{p}'] * 10)}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+    assert len(bomb) < 1024
+    with pytest.raises(ParamsError, match="alias bomb"):
+        load_params(write(tmp_path, bomb))
+    # merging an anchored block and overriding one key is ordinary YAML and stays allowed
+    p = load_params(write(tmp_path, "x-base: &b {n: 5, test_n: 2}\n".replace("x-base", "stage2")
+                          + "stage1:\n  <<: *b\n  n: 7\n"))
+    assert (p.stage1.n, p.stage1.test_n, p.stage2.n) == (7, 2, 5)
+
+
+def test_a_folder_or_fifo_is_not_a_params_file(tmp_path):
+    import os
+
+    with pytest.raises(IsADirectoryError):
+        load_params(tmp_path)
+    os.mkfifo(tmp_path / "fifo.yaml")
+    with pytest.raises(ParamsError, match="not a regular file"):
+        load_params(tmp_path / "fifo.yaml")
