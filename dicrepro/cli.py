@@ -20,6 +20,7 @@ examples:
   dicrepro synth --n 100 --out data/s1       # a stage-1 dataset without the notebooks
   dicrepro augment data/s1 --out data/s1aug  # + scanned/JPEG/page-context variants
   dicrepro metrics --pred pred.jsonl --ref ref.jsonl
+  dicrepro caption docs/ --model runs/tiny/models/stage3 --out captions.jsonl
 """
 
 
@@ -69,7 +70,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
     from dicrepro.pipeline import StepFailed, run_pipeline
 
     try:
-        params = run_pipeline(a.params, only=a.only, start=a.start, progress=not a.quiet)
+        params = run_pipeline(a.params, only=a.only, start=a.start, progress=not a.quiet, force=a.force)
     except StepFailed as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -163,6 +164,35 @@ def _cmd_check(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_caption(a: argparse.Namespace) -> int:
+    from dicrepro.caption.run import caption_inputs
+
+    model_params = None
+    if a.params:
+        from dicrepro.params import load_params
+
+        model_params = load_params(a.params).model
+    report = caption_inputs(a.inputs, a.model, a.out, model_params=model_params, batch_size=a.batch_size,
+                            max_new_tokens=a.max_new_tokens, limit=a.limit, language=a.language,
+                            prompt=a.prompt, backend=a.backend, fmt=a.format)
+    for problem in report.problems:
+        print(f"  SKIPPED {problem}", file=sys.stderr)
+    print(report.summary())
+    if a.format == "md":
+        print(f"also wrote {Path(a.out).with_suffix('.md')}")
+    print(f"next: load {a.out} into your RAG index (rows have page_content + metadata)")
+    return 0 if report.captioned or report.skipped or not report.problems else 2
+
+
+def _cmd_status(a: argparse.Namespace) -> int:
+    from dicrepro.params import load_params
+    from dicrepro.paths import resolve
+    from dicrepro.steps import format_status
+
+    print(format_status(load_params(resolve(a.params)), a.params))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="dicrepro",
@@ -174,12 +204,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="execute the pipeline notebooks with papermill",
                        description="Run the notebooks in order; executed notebooks go to RUN/notebooks/. "
-                                   "Stops at the first failing notebook, naming it and the cell.")
+                                   "Without --only/--from, only the steps that `dicrepro status` reports "
+                                   "stale or missing run. Stops at the first failing notebook, naming it "
+                                   "and the cell.")
     p.add_argument("params", nargs="?", default=DEFAULT_PARAMS, type=_params_file, help=f"params YAML (default {DEFAULT_PARAMS})")
     p.add_argument("--only", nargs="+", metavar="STEP", help="run only these steps")
     p.add_argument("--from", dest="start", metavar="STEP", help="run from this step to the end")
     p.add_argument("-q", "--quiet", action="store_true", help="no per-cell progress bar")
+    p.add_argument("--force", action="store_true",
+                   help="run every step, even those `dicrepro status` reports done (default: only stale "
+                        "or missing steps, when neither --only nor --from is given)")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("status", help="which steps are done, stale or missing, and what `run` would redo",
+                       description="Compares what each finished step was made from (recorded in the run's "
+                                   "manifest.json: the params it reads, the files it reads, the steps it "
+                                   "reads from) with the params file now, as `dvc status` does.")
+    p.add_argument("params", nargs="?", default=DEFAULT_PARAMS, help=f"params YAML (default {DEFAULT_PARAMS})")
+    p.set_defaults(func=_cmd_status)
 
     p = sub.add_parser("render", help="render Mermaid files to PNG with mermaid.js in headless Chromium",
                        description="One PNG per input, same stem. Exit status 1 if any file failed.")
@@ -236,6 +278,31 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("figures", help="regenerate tables and figures from a run's recorded results")
     p.add_argument("params", nargs="?", default=DEFAULT_PARAMS, type=_params_file, help=f"params YAML (default {DEFAULT_PARAMS})")
     p.set_defaults(func=_cmd_figures)
+
+    p = sub.add_parser("caption", help="caption your own images, SVGs, PDFs and Mermaid-in-Markdown (JSONL)",
+                       description="Finds the figures in INPUT files and folders (PNG, JPEG, WebP, SVG; PDF "
+                                   "embedded images and vector-drawn figures, with page and bbox; ```mermaid "
+                                   "blocks of Markdown, rendered first), captions them with a trained model "
+                                   "and appends one JSON line each to --out (page_content + metadata, for "
+                                   "LangChain/LlamaIndex). Resumes: ids already in --out are skipped. "
+                                   "Unreadable files are listed and skipped.")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="files or folders (searched recursively)")
+    p.add_argument("--model", required=True,
+                   help="a stage folder (runs/NAME/models/stage3: its merged/ weights) or any model folder")
+    p.add_argument("--out", default="captions.jsonl", help="output JSONL (default captions.jsonl)")
+    p.add_argument("--format", choices=["jsonl", "md"], default="jsonl",
+                   help="md: also write a Markdown page beside the JSONL")
+    p.add_argument("--params", default=None,
+                   help="params YAML whose model.min_pixels/max_pixels size the images (default: the "
+                        "model's own processor settings)")
+    p.add_argument("--batch-size", type=int, default=8, help="figures per generation batch (default 8)")
+    p.add_argument("--max-new-tokens", type=int, default=512, help="caption length limit (default 512)")
+    p.add_argument("--limit", type=int, default=None, help="caption at most this many new figures")
+    p.add_argument("--language", choices=["en", "zh"], default="en", help="caption language (default en)")
+    p.add_argument("--prompt", default=None, help="instruction (default: the captioning prompt of training)")
+    p.add_argument("--backend", choices=["transformers", "vllm"], default="transformers",
+                   help="vllm needs vllm installed and a CUDA GPU")
+    p.set_defaults(func=_cmd_caption)
 
     p = sub.add_parser("check", help="validate a params file and exit")
     p.add_argument("params", type=_params_file, help="params YAML")
