@@ -112,7 +112,61 @@ html, body { margin: 0; padding: 0; background: #ffffff; font-family: FONTS; }
     const r = out.getBoundingClientRect();
     return {x: 0, y: 0, width: Math.ceil(r.width), height: Math.ceil(r.height)};
   }
-  window.dicrepro = {render, ready: typeof mermaid !== 'undefined', version: typeof mermaid !== 'undefined' ? mermaid.version : null};
+  // --- parsing without drawing: mermaid's own parser, its diagram db read through named getters ----------
+  // mermaid.render() encodes entity codes (#58; #quot;) before parsing; getDiagramFromText does not, so the
+  // same step is done here (mermaid's encodeEntities, which is not exported): otherwise a ';' code would end
+  // a sequence message. The caller decodes the markers back (dicrepro.diagrams.parse).
+  function encodeEntities(t) {
+    t = t.replace(/style.*:\\S*#.*;/g, s => s.substring(0, s.length - 1));
+    t = t.replace(/classDef.*:\\S*#.*;/g, s => s.substring(0, s.length - 1));
+    return t.replace(/#\\w+;/g, s => {
+      const inner = s.substring(1, s.length - 1);
+      return (/^\\+?\\d+$/.test(inner) ? '\\uFB02\\u00B0\\u00B0' : '\\uFB02\\u00B0') + inner + '\\u00B6\\u00DF';
+    });
+  }
+  function plain(x, stack) {  // a db value as JSON: Maps/Sets as objects/lists, Dates as ISO, no cycles
+    if (x === undefined || typeof x === 'function') return null;
+    if (x === null || typeof x !== 'object') return (typeof x === 'number' && !isFinite(x)) ? null : x;
+    if (x instanceof Date) return isNaN(x) ? null : x.toISOString();
+    if (stack.includes(x) || stack.length > 12) return null;
+    stack.push(x);
+    let out;
+    if (x instanceof Map) out = Object.fromEntries([...x.entries()].map(([k, v]) => [String(k), plain(v, stack)]));
+    else if (x instanceof Set || Array.isArray(x)) out = [...x].map(v => plain(v, stack));
+    else { out = {}; for (const [k, v] of Object.entries(x)) if (k !== 'config' && typeof v !== 'function') out[k] = plain(v, stack); }
+    stack.pop();
+    return out;
+  }
+  let registered = false;
+  async function parse(src, getters) {
+    mermaid.initialize(config({}));  // securityLevel strict, as for rendering; nothing is drawn here
+    if (!registered) { await mermaid.parse('info', {suppressErrors: true}); registered = true; }
+    let d;
+    try { d = await mermaid.mermaidAPI.getDiagramFromText(encodeEntities(src)); }
+    catch (e) { return {error: 'parse error: ' + msg(e)}; }
+    const db = d.db, out = {type: d.type, db: {}};
+    try {
+      let names = (getters || {})[d.type];
+      if (!names) {  // a type the caller does not map: every argument-free getter, for a labels-only fallback
+        names = [];
+        for (let o = db; o && o !== Object.prototype; o = Object.getPrototypeOf(o))
+          for (const k of Object.getOwnPropertyNames(o))
+            if (/^get[A-Z]/.test(k) && !/Config|Logger|Acc[A-Z]|Styles/.test(k) && typeof db[k] === 'function' && db[k].length === 0) names.push(k);
+      }
+      for (const k of new Set(names)) {
+        if (typeof db[k] !== 'function') continue;
+        try { out.db[k] = plain(db[k].call(db), []); } catch (e) { out.db[k] = {error: msg(e)}; }
+      }
+      if (db.LINETYPE) out.db.LINETYPE = plain(db.LINETYPE, []);
+      // The title statement: on the db itself, or (timeline) on the common db it shares.
+      const common = typeof db.getCommonDb === 'function' ? db.getCommonDb() : db;
+      const title = typeof db.getDiagramTitle === 'function' ? db.getDiagramTitle()
+                  : (common && typeof common.getDiagramTitle === 'function' ? common.getDiagramTitle() : '');
+      out.title = typeof title === 'string' ? title : '';
+    } finally { if (typeof db.clear === 'function') db.clear(); }
+    return out;
+  }
+  window.dicrepro = {render, parse, ready: typeof mermaid !== 'undefined', version: typeof mermaid !== 'undefined' ? mermaid.version : null};
 })();
 </script></head><body><div id="out"></div></body></html>
 """.replace("FONTS", FONT_STACK).replace("FONTJS", json.dumps(FONT_STACK)).replace("SEED", DETERMINISTIC_SEED)
@@ -385,6 +439,45 @@ class MermaidRenderer:
         if failed:
             log.info("rendered %d diagrams, %d failed", len(results) - failed, failed)
         return results
+
+    async def _parse_one(self, src: str, getters: dict) -> dict:
+        slot = await self._slots.get()
+        try:
+            out = await asyncio.wait_for(
+                slot.page.evaluate("([s, g]) => window.dicrepro.parse(s, g)", [src, getters]), self.timeout_s)
+            slot.uses += 1
+            if slot.uses >= self.recycle_every:
+                slot = await self._replace(slot, f"recycled after {slot.uses} uses")
+            return out
+        except asyncio.TimeoutError:
+            slot = await self._replace(slot, "parse timeout")
+            return {"error": f"timeout: not parsed after {self.timeout_s:g}s"}
+        except Exception as e:  # page crashed or closed: record, replace, go on
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            slot = await self._replace(slot, msg)
+            return {"error": f"browser error: {msg}"}
+        finally:
+            self._slots.put_nowait(slot)
+
+    def parse_batch(self, sources: Iterable[str], getters: dict[str, list[str]] | None = None) -> list[dict]:
+        """Parse Mermaid ``sources`` with mermaid.js's own parser, drawing nothing -> raw db snapshots.
+
+        Each result is ``{"type": mermaid's diagram type, "db": {getter: JSON value}}`` or
+        ``{"error": "parse error: ..."}``. ``getters`` maps a diagram type to the db getters to read; a type
+        not in it gets every argument-free getter. Same pages, mermaid build and securityLevel as rendering.
+        :func:`dicrepro.diagrams.parse.parse_mermaid` turns these into :class:`~dicrepro.diagrams.graph.Diagram`.
+        """
+        if self._loop is None:
+            raise RuntimeError("MermaidRenderer is not started: use `with MermaidRenderer() as r:`")
+        sources = list(sources)
+        bad = [i for i, s in enumerate(sources) if not isinstance(s, str)]
+        if bad:
+            raise TypeError(f"Mermaid source must be str (item {bad[0]} is {type(sources[bad[0]]).__name__})")
+
+        async def run():
+            return list(await asyncio.gather(*(self._parse_one(s, getters or {}) for s in sources)))
+
+        return self._call(run())
 
     def render(self, source: str, config: dict | None = None) -> RenderResult:
         """Render one diagram (see :meth:`render_batch`)."""
