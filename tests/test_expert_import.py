@@ -108,3 +108,112 @@ def test_leakage_guard_flags_near_duplicates(tmp_path):
     evals = [img_bytes(0)]
     flags = leakage_flags([img_bytes(0, jpeg=True), img_bytes(9)], evals)
     assert flags == [True, False]
+
+
+def huge_png_header(path, width=30000, height=30000):
+    """A valid small PNG whose header claims width x height (decoding it would need gigabytes)."""
+    import struct
+    import zlib
+
+    buf = io.BytesIO()
+    Image.new("RGB", (1, 1), "white").save(buf, format="PNG")
+    data = bytearray(buf.getvalue())
+    ihdr = bytearray(data[12:29])  # b"IHDR" + 13 bytes of header
+    ihdr[4:12] = struct.pack(">II", width, height)
+    data[12:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(ihdr)))
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_hostile_rows_are_reported_one_by_one_and_good_rows_still_import(tmp_path):
+    import os
+
+    for i in range(3):
+        png(tmp_path / f"ok{i}.png", pattern=i)
+    huge_png_header(tmp_path / "huge.png")
+    os.symlink("/dev/zero", tmp_path / "zero.png")
+    os.mkfifo(tmp_path / "fifo.png")
+    (tmp_path / "dir.png").mkdir()
+    lines = [
+        json.dumps({"id": "a", "image": "ok0.png", "text": GOOD_TEXT}),
+        "42",                                                        # 2: a number, not an object
+        json.dumps({"image": "ok1\u0000.png", "text": GOOD_TEXT + " 3"}),  # 3: NUL in the path
+        json.dumps({"image": "huge.png", "text": GOOD_TEXT + " 4"}),       # 4: 900 megapixels
+        json.dumps({"image": "zero.png", "text": GOOD_TEXT + " 5"}),       # 5: /dev/zero
+        json.dumps({"image": "fifo.png", "text": GOOD_TEXT + " 6"}),       # 6: a FIFO
+        json.dumps({"image": "dir.png", "text": GOOD_TEXT + " 7"}),        # 7: a folder
+        json.dumps({"id": "a", "image": "ok1.png", "text": GOOD_TEXT + " 8"}),  # 8: duplicate id
+        json.dumps({"image": "ok1.png", "text": {"en": GOOD_TEXT}}),        # 9: a dict as text
+        json.dumps({"image": "ok1.png", "text": 12345678901}),             # 10: a number as text
+        json.dumps({"image": ["ok1.png"], "text": GOOD_TEXT + " 11"}),     # 11: a list as path
+        json.dumps({"id": {"x": 1}, "image": "ok1.png", "text": GOOD_TEXT + " 12"}),  # 12: id object
+        "[" * 100000,                                                # 13: nested too deeply
+        json.dumps({"id": 7, "image": "ok2.png", "text": GOOD_TEXT + " fine"}),
+    ]
+    f = tmp_path / "pairs.jsonl"
+    f.write_bytes(("\n".join(lines) + "\n").encode() + b'{"image": "ok1.png", "text": "caf\xe9 latin-1 text"}\n')
+    report = import_annotations(f)
+    assert [r["id"] for r in report.rows] == ["a", "7"]
+    by_line = {p.line: (p.field, p.message) for p in report.problems}
+    assert sorted(by_line) == list(range(2, 14)) + [15]
+    assert "JSON object, not a number" in by_line[2][1]
+    assert "NUL" in by_line[3][1]
+    assert "over the limit of 40000000 pixels" in by_line[4][1]
+    for line in (5, 6, 7):
+        assert "not a regular file" in by_line[line][1]
+    assert by_line[8] == ("id", f"duplicate id 'a' (first at {f}:1)")
+    assert by_line[9] == ("text", "must be a string, got an object")
+    assert by_line[10] == ("text", "must be a string, got a number")
+    assert by_line[11] == ("image", "must be a path (a string), got a list")
+    assert by_line[12][0] == "id"
+    assert "nested too deeply" in by_line[13][1]
+    assert "not UTF-8" in by_line[15][1]
+    assert str(report.problems[0]).startswith(f"{f}:2: (row): ")
+    assert report.text().splitlines()[-1] == "2 valid rows, 13 problems"
+
+
+def test_csv_field_over_the_csv_limit_is_one_rows_problem(tmp_path):
+    png(tmp_path / "a.png")
+    png(tmp_path / "b.png", pattern=1)
+    f = tmp_path / "pairs.csv"
+    f.write_text(f'image,text\nb.png,"{"x" * 200_000}"\na.png,"{GOOD_TEXT}"\n')
+    report = import_annotations(f)
+    assert [r["image_bytes"] is not None for r in report.rows] == [True]
+    assert len(report.problems) == 1 and "field larger than field limit" in report.problems[0].message
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-8-sig", "utf-32"])
+def test_files_with_a_byte_order_mark_import(tmp_path, encoding):
+    png(tmp_path / "a.png")
+    f = tmp_path / "pairs.csv"
+    f.write_text(f'image,text\na.png,"{GOOD_TEXT} – 中文"\n', encoding=encoding)
+    report = import_annotations(f)
+    assert report.problems == [] and report.rows[0]["text"].endswith("中文")
+
+
+def test_label_studio_tasks_of_the_wrong_shape(tmp_path):
+    png(tmp_path / "x.png")
+    good = {"id": 1, "data": {"image": "x.png"}, "annotations": [{"result": [{"value": {"text": GOOD_TEXT}}]}]}
+    tasks = [good, 5, {"data": "x.png"}, {"annotations": [{"result": "text"}]},
+             {"annotations": [{"result": [{"value": 3}]}]}, {"annotations": ["x"]}]
+    f = tmp_path / "export.json"
+    f.write_text(json.dumps(tasks))
+    report = import_annotations(f)
+    assert [r["id"] for r in report.rows] == ["1"]
+    assert [(p.line, p.field) for p in report.problems] == [(n, "(row)") for n in range(2, 7)]
+
+
+def test_an_annotation_source_that_is_not_a_file_is_one_clear_error(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "fifo.jsonl")
+    with pytest.raises(AnnotationError, match="fifo.jsonl: cannot read annotations: not a regular file"):
+        import_annotations(tmp_path / "fifo.jsonl")
+
+
+def test_pixel_cap_is_checked_from_the_header_before_decoding(tmp_path):
+    huge_png_header(tmp_path / "big.png", 9000, 9000)  # under PIL's own bomb limit, over ours
+    (tmp_path / "pairs.jsonl").write_text(json.dumps({"image": "big.png", "text": GOOD_TEXT}) + "\n")
+    report = import_annotations(tmp_path / "pairs.jsonl")
+    assert report.rows == [] and "9000x9000 pixels, over the limit" in report.problems[0].message
