@@ -131,6 +131,42 @@ def test_metrics_from_files_matches_by_id_and_names_missing_ids(tmp_path):
         metrics_from_files(bad, ref)
 
 
+@pytest.mark.parametrize("line, message", [
+    ('42', r"x.jsonl:2: a line must be a JSON object"),
+    ('["d1", "text"]', r"x.jsonl:2: a line must be a JSON object"),
+    ('{"id": "d1", "text": {"en": "a dict"}}', r"x.jsonl:2: text: must be a string, got dict"),
+    ('{"id": "d1", "text": 7}', r"x.jsonl:2: text: must be a string, got int"),
+    ('{"id": "d1", "text": null}', r"x.jsonl:2: text: must be a string, got NoneType"),
+    ('{"id": null, "text": "a"}', r"x.jsonl:2: id: must be a string or a whole number"),
+    ('{"id": "d0", "text": "a"}', r"x.jsonl:2: id 'd0' appears twice \(first on line 1\)"),
+    ('{"text": "no id"}', r"x.jsonl:2: no 'id' field"),
+    ('[' * 50000, r"x.jsonl:2: not valid JSON"),
+])
+def test_metrics_inputs_name_the_file_and_line_of_a_bad_row(tmp_path, line, message):
+    ref = write_jsonl(tmp_path / "ref.jsonl", [{"id": f"d{i}", "text": t} for i, t in enumerate(REFS[:2])])
+    bad = tmp_path / "x.jsonl"
+    bad.write_text('{"id": "d0", "text": "a caption"}\n' + line + "\n")
+    with pytest.raises(ValueError, match=message):
+        metrics_from_files(bad, ref)
+    with pytest.raises(ValueError, match=message.replace("x.jsonl", "x.jsonl")):
+        metrics_from_files(ref, bad)
+
+
+def test_metrics_refuse_what_is_not_a_regular_utf8_file(tmp_path):
+    import os
+
+    ref = write_jsonl(tmp_path / "ref.jsonl", [{"id": "d0", "text": REFS[0]}])
+    os.mkfifo(tmp_path / "fifo.jsonl")
+    with pytest.raises(ValueError, match="fifo.jsonl: not a regular file"):
+        metrics_from_files(tmp_path / "fifo.jsonl", ref)
+    (tmp_path / "latin1.jsonl").write_bytes(b'{"id": "d0", "text": "caf\xe9"}\n')
+    with pytest.raises(ValueError, match="latin1.jsonl:1: not UTF-8"):
+        metrics_from_files(tmp_path / "latin1.jsonl", ref)
+    (tmp_path / "empty.jsonl").write_text("\n")
+    with pytest.raises(ValueError, match="empty.jsonl: no rows"):
+        metrics_from_files(tmp_path / "empty.jsonl", ref)
+
+
 def test_objective_scores_count_unparsed_and_chance():
     items = [
         {"id": "q1", "kind": "mc", "options": ["Router", "Switch", "Firewall", "Hub"], "answer_key": "B"},

@@ -31,6 +31,7 @@ the maintained libraries themselves, fed with our tokens:
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import math
 import re
@@ -38,7 +39,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from dicrepro.atomic import read_jsonl, write_bytes_atomic, write_text_atomic
+from dicrepro.atomic import write_bytes_atomic, write_text_atomic
 from dicrepro.evaluate.answers import is_correct
 from dicrepro.evaluate.cider import cider_d
 
@@ -289,16 +290,48 @@ def caption_scores(refs: list[str], preds: list[str], langs=None) -> dict[str, f
 
 # --- files --------------------------------------------------------------------------------------------
 
+def _jsonl_lines(path: str | Path):
+    """(line number, parsed JSON) of each non-blank line of a regular UTF-8 file; ValueError names the
+    file and line of the first line that is not JSON (a FIFO or a device is refused, not read)."""
+    import stat
+
+    if not stat.S_ISREG(Path(path).stat().st_mode):
+        raise ValueError(f"{path}: not a regular file")
+    with open(path, "rb") as f:
+        for i, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8-sig" if i == 1 else "utf-8")
+            except UnicodeDecodeError:
+                raise ValueError(f"{path}:{i}: not UTF-8 text") from None
+            if not line.strip():
+                continue
+            try:
+                yield i, json.loads(line)
+            except (json.JSONDecodeError, RecursionError) as e:
+                raise ValueError(f"{path}:{i}: not valid JSON ({getattr(e, 'msg', 'nested too deeply')})") from None
+
+
 def _read_id_text(path: str | Path) -> dict[str, dict]:
     rows: dict[str, dict] = {}
-    for i, row in enumerate(read_jsonl(path), 1):
+    first_line: dict[str, int] = {}
+    for i, row in _jsonl_lines(path):
+        if not isinstance(row, dict):
+            raise ValueError(f"{path}:{i}: a line must be a JSON object like {{\"id\": ..., \"text\": ...}}")
         for key in ("id", "text"):
             if key not in row:
-                raise ValueError(f"{path}: row {i} has no {key!r} field")
+                raise ValueError(f"{path}:{i}: no {key!r} field")
+        if isinstance(row["id"], bool) or not isinstance(row["id"], (str, int)):
+            raise ValueError(f"{path}:{i}: id: must be a string or a whole number, got {type(row['id']).__name__}")
+        if not isinstance(row["text"], str):
+            raise ValueError(f"{path}:{i}: text: must be a string, got {type(row['text']).__name__}")
+        if row.get("language") is not None and not isinstance(row["language"], str):
+            raise ValueError(f"{path}:{i}: language: must be a string")
         rid = str(row["id"])
         if rid in rows:
-            raise ValueError(f"{path}: id {rid!r} appears twice (row {i})")
-        rows[rid] = row
+            raise ValueError(f"{path}:{i}: id {rid!r} appears twice (first on line {first_line[rid]})")
+        rows[rid], first_line[rid] = row, i
+    if not rows:
+        raise ValueError(f"{path}: no rows")
     return rows
 
 
