@@ -193,6 +193,15 @@ def _cmd_status(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(a: argparse.Namespace) -> int:
+    from dicrepro.report.page import build_report
+
+    md, page = build_report(a.run_dir, a.out)
+    print(f"wrote {md} and {page}")
+    print(f"next: open {page} in a browser")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="dicrepro",
@@ -303,6 +312,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["transformers", "vllm"], default="transformers",
                    help="vllm needs vllm installed and a CUDA GPU")
     p.set_defaults(func=_cmd_caption)
+
+    p = sub.add_parser("report", help="one results page (Markdown + HTML) of a run, beside the paper's numbers",
+                       description="Reads RUN_DIR's results, figures, gallery and manifest (nothing is "
+                                   "computed anew) and writes RUN_DIR/report/report.md and report.html.")
+    p.add_argument("run_dir", help="a run folder, e.g. runs/tiny")
+    p.add_argument("--out", default=None, help="output folder (default RUN_DIR/report)")
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("check", help="validate a params file and exit")
     p.add_argument("params", type=_params_file, help="params YAML")
