@@ -110,7 +110,7 @@ def _cmd_synth(a: argparse.Namespace) -> int:
 
     from dicrepro.outputs import check_output
 
-    params = load_params(a.params)
+    params = load_params(a.params, need_model=False)  # synthesis uses no model
     spec = replace(stage1_spec(params), n=a.n, test_n=a.test_n,
                    seed=a.seed if a.seed is not None else params.seed)
     check_output(a.out, ("synth", "dataset"), overwrite=a.overwrite)  # before the browser starts
@@ -146,7 +146,7 @@ def _cmd_figures(a: argparse.Namespace) -> int:
     from dicrepro.params import load_params
     from dicrepro.workflow import make_figures
 
-    params = load_params(a.params)
+    params = load_params(a.params, need_model=False)
     paths = make_figures(params)
     print(f"wrote {len(paths)} files to {params.figures_dir}")
     return 0
@@ -189,7 +189,7 @@ def _cmd_status(a: argparse.Namespace) -> int:
     from dicrepro.paths import resolve
     from dicrepro.steps import format_status
 
-    print(format_status(load_params(resolve(a.params)), a.params))
+    print(format_status(load_params(resolve(a.params), need_model=False), a.params))
     return 0
 
 

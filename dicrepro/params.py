@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from dicrepro.paths import resolve
 from dicrepro.safe_yaml import YamlError, load_yaml
@@ -75,8 +75,9 @@ class ModelParams(_Strict):
     max_pixels: int = Field(50176, ge=3136)
 
     @model_validator(mode="after")
-    def _local_needs_path(self) -> ModelParams:
-        if self.kind == "local":
+    def _local_needs_path(self, info: ValidationInfo) -> ModelParams:
+        # Commands that need no model (synth, render, metrics, status) validate without it.
+        if self.kind == "local" and (info.context or {}).get("need_model", True):
             if self.path is None:
                 raise ValueError("model.path is required when model.kind is 'local'")
             if not Path(self.path).expanduser().exists():
@@ -286,8 +287,11 @@ def _expand_env(node, key: str = ""):
     return node
 
 
-def load_params(path: str | Path, overrides: dict | None = None) -> Params:
+def load_params(path: str | Path, overrides: dict | None = None, *, need_model: bool = True) -> Params:
     """Read a params YAML, apply optional dotted-key ``overrides`` and validate everything.
+
+    ``need_model=False`` is for commands that use no model (synth, render, status): a local
+    ``model.path`` may then be unset or absent (``params/paper.yaml`` without ``DICREPRO_BASE_MODEL``).
 
     ``path`` and the relative paths inside the file (run_dir, figures_dir, model.path, ...) are taken
     from the project root (:func:`dicrepro.paths.repo_root`: ``$DICREPRO_ROOT``, the checkout, or for an
@@ -309,13 +313,17 @@ def load_params(path: str | Path, overrides: dict | None = None) -> Params:
         for p in parents:
             node = node.setdefault(p, {})
         node[leaf] = value
+    model = raw.get("model")
+    if not need_model and isinstance(model, dict) and isinstance(model.get("path"), str):
+        if "$" in os.path.expandvars(model["path"]):
+            model["path"] = None  # an unset $DICREPRO_BASE_MODEL is fine where no model is used
     try:
         raw = _expand_env(raw)
     except ParamsError as e:
         raise ParamsError(f"invalid params file {path}:\n  {e}") from None
     _root_paths(raw)
     try:
-        params = Params.model_validate(raw)
+        params = Params.model_validate(raw, context={"need_model": need_model})
     except ValidationError as e:
         raise ParamsError(_format_errors(path, e)) from None
     # The defaults too (a file without run_dir runs in <root>/runs/tiny)

@@ -121,3 +121,11 @@ def test_a_folder_or_fifo_is_not_a_params_file(tmp_path):
     os.mkfifo(tmp_path / "fifo.yaml")
     with pytest.raises(ParamsError, match="not a regular file"):
         load_params(tmp_path / "fifo.yaml")
+
+
+def test_commands_without_a_model_read_the_paper_profile_without_its_weights(monkeypatch):
+    monkeypatch.delenv("DICREPRO_BASE_MODEL", raising=False)
+    p = load_params(REPO / "params" / "paper.yaml", need_model=False)
+    assert p.model.kind == "local" and p.model.path is None
+    with pytest.raises(ParamsError, match="DICREPRO_BASE_MODEL"):
+        load_params(REPO / "params" / "paper.yaml")  # training, evaluation and `check` need the weights

@@ -262,5 +262,5 @@ def describe_main(dataset_dir: str | Path, backend: str | None = None,
     The CLI prints :func:`format_stats` of the result; the stats JSON lies beside the dataset.
     """
 
-    return rewrite_dataset(dataset_dir, load_params(params_path), backend=backend, progress=progress,
+    return rewrite_dataset(dataset_dir, load_params(params_path, need_model=False), backend=backend, progress=progress,
                            lexicon=lexicon)
