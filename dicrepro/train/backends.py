@@ -90,14 +90,82 @@ def preload_unsloth(params) -> bool:
 
 
 def lora_target_regex(lora) -> str:
-    """A PEFT ``target_modules`` regex: the language model's linears, plus the vision tower's when
-    ``lora.finetune_vision_layers`` (``all-linear`` in PEFT would always include the vision tower)."""
+    """The one decision of where LoRA goes, for both backends: a PEFT ``target_modules`` regex (PEFT
+    full-matches it against each module's dotted name) over the language model's linears, plus the vision
+    tower's blocks and its merger (the vision-to-language projector) when ``lora.finetune_vision_layers``
+    (``all-linear`` in PEFT would always include the vision tower). The hf backend passes it to
+    ``LoraConfig``, the unsloth backend to ``FastVisionModel.get_peft_model`` (which hands a string on to
+    PEFT unchanged), so both adapt the same modules: :func:`lora_target_names` lists them."""
     names = _LANGUAGE_MODULES if lora.target_modules == "all-linear" else tuple(lora.target_modules)
     parts = [rf".*language_model\.layers\.\d+\..*\.({'|'.join(names)})"]
     if lora.finetune_vision_layers:
         vnames = _VISION_MODULES if lora.target_modules == "all-linear" else tuple(lora.target_modules)
         parts.append(rf".*visual\.(blocks\.\d+|merger)\..*({'|'.join(vnames)})")
     return "|".join(f"(?:{p})" for p in parts)
+
+
+def lora_target_names(model, lora) -> list[str]:
+    """Dotted names of the linear layers of ``model`` (before LoRA is attached; bitsandbytes' 4-bit linears
+    included) that :func:`lora_target_regex` selects."""
+    import re
+
+    pattern = re.compile(lora_target_regex(lora))
+    return sorted(name for name, m in model.named_modules()
+                  if isinstance(m, torch.nn.Linear) and pattern.fullmatch(name))
+
+
+def adapted_module_names(model) -> list[str]:
+    """Dotted names (as in the base model) of the modules that carry a LoRA adapter in a PEFT ``model``."""
+    names = set()
+    for name, m in model.named_modules():
+        if hasattr(m, "lora_A") and hasattr(m, "base_layer"):
+            names.add(name.removeprefix("base_model.model."))
+    return sorted(names)
+
+
+def hf_lora_config(params):
+    """The ``peft.LoraConfig`` of the hf backend."""
+    from peft import LoraConfig
+
+    lora = params.sft.lora
+    return LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, bias="none",
+                      target_modules=lora_target_regex(lora), task_type="CAUSAL_LM",
+                      modules_to_save=modules_to_save(params) or None)
+
+
+def unsloth_peft_kwargs(params) -> dict:
+    """The arguments of the unsloth backend's ``FastVisionModel.get_peft_model``: the same targets, rank,
+    alpha, dropout and ``modules_to_save`` as :func:`hf_lora_config`. Its finetune_* switches stay on: with a
+    string ``target_modules`` they would only route it through Unsloth's own layer filter (unsloth
+    2026.10), which is what picked other modules than the hf backend (the vision merger's MLP)."""
+    lora = params.sft.lora
+    return dict(target_modules=lora_target_regex(lora), finetune_vision_layers=True, finetune_language_layers=True,
+                finetune_attention_modules=True, finetune_mlp_modules=True, r=lora.r, lora_alpha=lora.alpha,
+                lora_dropout=lora.dropout, bias="none", random_state=params.seed,
+                modules_to_save=modules_to_save(params) or None)
+
+
+def prepare_kbit_model(model, gradient_checkpointing: bool = True):
+    """Make a 4-bit model ready for LoRA training, casting only what must be float32.
+
+    PEFT's ``prepare_model_for_kbit_training`` upcasts *every* weight that is not quantized to float32: the
+    embeddings, the output head and (left unquantized) the vision tower, over 2 GB more for Qwen2.5-VL-7B,
+    which is not QLoRA's memory. Here the frozen weights stay in their 16-bit dtype; only the normalisation
+    layers' weights become float32 (they are tiny, and Qwen's RMSNorm computes in float32 anyway). The LoRA
+    weights are float32 as PEFT creates them (``autocast_adapter_dtype``), and the Trainer's bf16/fp16
+    autocast runs the matmuls in 16 bit. With ``gradient_checkpointing`` the inputs of the first layer
+    require gradients, so checkpointed blocks still pass gradients back to the adapters.
+    """
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for module in model.modules():
+        if "norm" in type(module).__name__.lower():
+            for p in module.parameters(recurse=False):
+                if p.is_floating_point() and p.dtype != torch.float32:
+                    p.data = p.data.float()
+    if gradient_checkpointing:
+        model.enable_input_require_grads()
+    return model
 
 
 def modules_to_save(params) -> list[str]:
@@ -120,7 +188,7 @@ def train_dtype(params) -> torch.dtype:
 def load_hf(params, model_path: Path, adapter_path: Path | None):
     """transformers + PEFT: the model at ``model_path`` with a fresh LoRA adapter, or with the adapter at
     ``adapter_path`` loaded trainable (``continue_from: adapter``)."""
-    from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
+    from peft import PeftModel, get_peft_model
     from transformers import AutoModelForImageTextToText, set_seed
 
     # LoRA's A matrices are drawn from the global RNG: seed it here, not only later in the Trainer, so the
@@ -143,15 +211,11 @@ def load_hf(params, model_path: Path, adapter_path: Path | None):
         kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
     model = AutoModelForImageTextToText.from_pretrained(str(model_path), **kwargs)
     if quantized:
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
+        model = prepare_kbit_model(model, gradient_checkpointing=True)
     if adapter_path is not None:
         model = PeftModel.from_pretrained(model, str(adapter_path), is_trainable=True)
     else:
-        lora = params.sft.lora
-        cfg = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, bias="none",
-                         target_modules=lora_target_regex(lora), task_type="CAUSAL_LM",
-                         modules_to_save=modules_to_save(params) or None)
-        model = get_peft_model(model, cfg)
+        model = get_peft_model(model, hf_lora_config(params))
     return model, load_processor(model_path, params.model)
 
 
@@ -164,7 +228,7 @@ def load_unsloth(params, model_path: Path, adapter_path: Path | None):
         check_adapter_folder(adapter_path)
     from unsloth import FastVisionModel  # noqa: PLC0415 (lazy: it needs CUDA at import time)
 
-    s, lora = params.sft, params.sft.lora
+    s = params.sft
     # An adapter folder loads as its base model plus that adapter (adapter_config.json names the base).
     source = adapter_path if adapter_path is not None else model_path
     model, _processor = FastVisionModel.from_pretrained(
@@ -172,12 +236,7 @@ def load_unsloth(params, model_path: Path, adapter_path: Path | None):
         load_in_4bit=s.load_in_4bit, load_in_16bit=not s.load_in_4bit, use_gradient_checkpointing="unsloth",
         random_state=params.seed)
     if adapter_path is None:
-        model = FastVisionModel.get_peft_model(
-            model, finetune_vision_layers=lora.finetune_vision_layers, finetune_language_layers=True,
-            finetune_attention_modules=True, finetune_mlp_modules=True, r=lora.r, lora_alpha=lora.alpha,
-            lora_dropout=lora.dropout, bias="none", random_state=params.seed,
-            target_modules=None if lora.target_modules == "all-linear" else list(lora.target_modules),
-            modules_to_save=modules_to_save(params) or None)
+        model = FastVisionModel.get_peft_model(model, **unsloth_peft_kwargs(params))
     FastVisionModel.for_training(model)
     # The processor comes from the model folder itself, at the run's image size, so both backends
     # tokenize identically.

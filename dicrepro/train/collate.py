@@ -4,10 +4,16 @@ A row (``image``, ``prompt``, ``target``) becomes a chat: user = [image, prompt]
 The processor's chat template renders it, the processor expands the image placeholder into the image's
 tokens, and the labels keep only the assistant's answer and its closing ``<|im_end|>``: the system
 prompt, the user's turn, the image tokens and the padding are all masked with -100.
+
+:func:`rows_that_fit` runs once before training: a row whose prompt (image tokens included) does not fit in
+``sft.max_length`` would be cut inside its image tokens, which Qwen2.5-VL cannot run ("image features and
+image tokens do not match"); such rows are dropped and counted up front instead of stopping a long
+training at the batch that holds one.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Sequence
 
@@ -103,3 +109,53 @@ class VisionSFTCollator:
                 self._warned.add(sid)
                 log.warning("sample %r: %d tokens > sft.max_length %d, its answer is truncated", sid, length,
                             self.max_length)
+
+
+def prompt_tokens(processor, prompt: str, width: int, height: int) -> int:
+    """Tokens before the answer of a row: chat template, the user's prompt and the image's tokens at the
+    processor's pixel limits (its ``<|image_pad|>`` placeholder expands to one token per 28x28 pixels)."""
+    from dicrepro.train.processor import image_tokens, pixel_limits
+
+    text = processor.apply_chat_template(chat_messages(prompt), tokenize=False, add_generation_prompt=True)
+    n_text = len(processor.tokenizer(text, add_special_tokens=False)["input_ids"])
+    lo, hi = pixel_limits(processor.image_processor)
+
+    class _Limits:  # the shape of params.model that image_tokens reads
+        min_pixels, max_pixels = lo, hi
+
+    return n_text - 1 + image_tokens(width, height, _Limits)
+
+
+def _image_size(image) -> tuple[int, int]:
+    from PIL import Image
+
+    if isinstance(image, dict):  # an undecoded datasets.Image: read the header only
+        src = io.BytesIO(image["bytes"]) if image.get("bytes") else image["path"]
+        with Image.open(src) as im:
+            return im.size
+    return image.size
+
+
+def rows_that_fit(rows, processor, max_length: int | None):
+    """``(kept, dropped_ids)``: the rows (a ``datasets.Dataset`` or a list of dicts) whose prompt, image
+    tokens included, leaves room for at least one answer token in ``max_length``, and the ids of the
+    others. Image sizes come from the image headers, so this is cheap even for thousands of rows."""
+    if max_length is None or len(rows) == 0:
+        return rows, []
+    if hasattr(rows, "cast_column"):
+        from datasets import Image as ImageFeature
+
+        view = rows.cast_column("image", ImageFeature(decode=False)).select_columns(["id", "image", "prompt"])
+    else:
+        view = rows
+    keep, dropped = [], []
+    for i, row in enumerate(view):
+        w, h = _image_size(row["image"])
+        if prompt_tokens(processor, row["prompt"], w, h) < max_length:
+            keep.append(i)
+        else:
+            dropped.append(row.get("id", f"#{i}"))
+    if not dropped:
+        return rows, []
+    kept = rows.select(keep) if hasattr(rows, "select") else [rows[i] for i in keep]
+    return kept, dropped

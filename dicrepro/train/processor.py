@@ -4,8 +4,9 @@ Qwen2.5-VL turns every 28x28 pixels of an image into one token, so these limits 
 length, the memory a batch needs and how small a label the model can still read. A real checkpoint ships
 its own limits: Qwen2.5-VL-7B-Instruct's preprocessor_config.json holds ``min_pixels: 3136`` and
 ``max_pixels: 12845056`` (12.8 M pixels, ~16K tokens per image), and Qwen2-VL's image processor lets those
-two keys override a ``size`` passed alone. So :func:`load_processor` passes the run's limits in both forms
-(``min_pixels=``/``max_pixels=`` and ``size``) and checks the result; training, merging and evaluation all
+two keys override a ``size`` passed to ``from_pretrained``. So :func:`load_processor` sets the run's limits
+on the loaded image processor in every form it reads them (``size``, and ``min_pixels``/``max_pixels``
+where it keeps them) and checks the result; training, merging and evaluation all
 load the processor through it, so every model of a run (the base, each stage, the baselines) sees each
 image at the same size, the one the params file names.
 """
@@ -33,16 +34,31 @@ def load_processor(path: str | Path, model_params=None):
     if model_params is None:
         return AutoProcessor.from_pretrained(str(path))
     lo, hi = model_params.min_pixels, model_params.max_pixels
-    # min_pixels=/max_pixels= replace the folder's keys of the same name (which the image processor's
-    # __init__ would otherwise copy over size); size is the form newer transformers keep and save.
-    processor = AutoProcessor.from_pretrained(str(path), size={"shortest_edge": lo, "longest_edge": hi},
-                                              min_pixels=lo, max_pixels=hi)
+    processor = AutoProcessor.from_pretrained(str(path))
+    set_pixel_limits(processor.image_processor, lo, hi)
     got = pixel_limits(processor.image_processor)
     if got != (lo, hi):
         raise ProcessorSizeError(
             f"{path}: its image processor resizes to {got[0]}..{got[1]} pixels although model.min_pixels/"
             f"max_pixels are {lo}..{hi}; this transformers version lays the processor out differently")
     return processor
+
+
+def set_pixel_limits(image_processor, lo: int, hi: int) -> None:
+    """Make ``image_processor`` resize to ``lo`` .. ``hi`` pixels, in every form it reads them.
+
+    Set on the loaded object rather than passed to ``from_pretrained``: there, ``size=`` alone loses to the
+    folder's ``min_pixels``/``max_pixels`` keys, and ``min_pixels=``/``max_pixels=`` are also kept as
+    per-call arguments that transformers 5.2x deprecates on every call. ``size`` is what transformers 5.x
+    resizes with and saves; older releases (and remote code) keep ``min_pixels``/``max_pixels`` attributes
+    that win over it, so those are set too where they exist.
+    """
+    size = getattr(image_processor, "size", None)
+    values = {"shortest_edge": lo, "longest_edge": hi}
+    image_processor.size = dict(values) if size is None or isinstance(size, dict) else type(size)(**values)
+    for name, value in (("min_pixels", lo), ("max_pixels", hi)):
+        if getattr(image_processor, name, None) is not None:
+            setattr(image_processor, name, value)
 
 
 def pixel_limits(image_processor) -> tuple[int, int]:

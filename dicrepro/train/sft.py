@@ -42,7 +42,9 @@ from dicrepro.train.backends import (
     resolve_backend,
     resolve_collator,
 )
+from dicrepro.train.collate import rows_that_fit
 from dicrepro.train.model_folder import ModelFolderError, check_model_folder
+from dicrepro.train.processor import load_processor
 from dicrepro.train.tiny_model import TINY_NOTE
 from dicrepro.train.train_log import (
     LossCSVCallback,
@@ -285,6 +287,17 @@ def train_stage(params, stage: int, *, callbacks: list | None = None) -> Path:
              f" + adapter {inputs['adapter']}" if inputs["adapter"] else "", len(train), data_dir,
              f", resuming from {resume}" if resume else "")
 
+    # Rows whose prompt would be cut inside its image tokens are dropped, counted, before any training
+    # (else the first batch holding one stops the training with an error, hours in).
+    train, too_long = rows_that_fit(train, load_processor(inputs["model"], params.model), params.sft.max_length)
+    if too_long:
+        log.warning("stage %d: %d row(s) dropped: their prompt and image tokens do not fit in sft.max_length %d "
+                    "(raise it or lower model.max_pixels): %s%s", stage, len(too_long), params.sft.max_length,
+                    ", ".join(map(str, too_long[:5])), " ..." if len(too_long) > 5 else "")
+    if len(train) == 0:
+        raise StageInputError(f"stage {stage}: no row of {data_dir} fits in sft.max_length "
+                              f"{params.sft.max_length} with its image tokens; raise sft.max_length or lower "
+                              "model.max_pixels")
     model, processor = BACKENDS[backend](params, inputs["model"], inputs["adapter"])
     if hasattr(model, "print_trainable_parameters"):
         n_train, n_all = model.get_nb_trainable_parameters()
@@ -311,7 +324,8 @@ def train_stage(params, stage: int, *, callbacks: list | None = None) -> Path:
                    "base_model": str(inputs["base_model"]),
                    "previous_stage": str(inputs["previous_stage"]) if inputs["previous_stage"] else None,
                    "continue_from": params.sft.continue_from, "data_dir": str(data_dir),
-                   "train_rows": len(train), "replay_rows": n_replay, "world_size": state.num_processes,
+                   "train_rows": len(train), "replay_rows": n_replay, "dropped_too_long": len(too_long),
+                   "world_size": state.num_processes,
                    "resumed_from": str(resume) if resume else None, "global_step": result.global_step,
                    "train_seconds": round(seconds, 1), "train_loss": result.training_loss}
         _save_stage(params, stage, out, trainer.model, inputs["model"], lineage)
