@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Debian packages dicrepro needs: Chromium (mermaid.js rendering), fonts for Latin and CJK labels,
+# Debian packages dicrepro needs: Chromium (mermaid.js rendering), fonts for Latin and CJK labels and emoji,
 # WordNet data (METEOR, read from disk: no nltk.download), Tesseract (the OCR baseline).
 # Idempotent: installs only what is missing.
 set -euo pipefail
-PKGS=(chromium fonts-noto-cjk fonts-dejavu-core fonts-liberation wordnet-base tesseract-ocr tesseract-ocr-eng tesseract-ocr-chi-sim)
+PKGS=(chromium fonts-noto-cjk fonts-dejavu-core fonts-liberation fonts-noto-color-emoji wordnet-base tesseract-ocr tesseract-ocr-eng tesseract-ocr-chi-sim)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

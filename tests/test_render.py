@@ -239,3 +239,54 @@ def test_missing_mermaid_js_says_how_to_install(monkeypatch, tmp_path):
 def test_result_is_a_small_dataclass():
     r = RenderResult(png=None, error="parse error: x", width=0, height=0, seconds=0.1)
     assert not r.ok
+
+
+def colourful(png: bytes) -> int:
+    """Pixels with clearly different R, G and B (colour emoji; text and boxes here are grey or pastel)."""
+    px = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.int16)
+    return int(((px.max(axis=2) - px.min(axis=2)) > 90).sum())
+
+
+@pytest.mark.parametrize("src, why", [
+    ("flowchart TD", "draws nothing"),
+    ("stateDiagram-v2", "draws nothing"),
+    ("erDiagram", "draws nothing"),
+    ("flowchart TD\n" + "  A-->B\n" * 7000, "too long: 56013 characters; mermaid draws at most 50000"),
+])
+def test_a_placeholder_or_empty_drawing_is_a_failure_not_a_picture(renderer, src, why):
+    res = renderer.render(src)
+    assert res.png is None and why in res.error
+
+
+def test_emoji_have_glyphs(renderer):
+    rocket, tofu = renderer.render_batch(["flowchart LR\n  A[\U0001F680 launch \u2705] --> B[\U0001F4E1 done]",
+                                          "flowchart LR\n  A[\U000F0001 launch \U000F0002] --> B[\U000F0003 done]"])
+    assert rocket.ok and tofu.ok
+    # about 300 against 4 (the pastel node fill's anti-aliased edge) with fonts-noto-color-emoji
+    assert colourful(rocket.png) > 150 and colourful(tofu.png) < 30
+
+
+def test_render_files_writes_each_png_as_it_is_done_readable_by_all_and_refuses_fifos(tmp_path):
+    import os
+    import stat
+
+    (tmp_path / "a.mmd").write_text(EXAMPLES["pie"])
+    os.mkfifo(tmp_path / "pipe.mmd")
+    seen_at_callback = []
+    real = MermaidRenderer.render_batch
+
+    def spy(self, items, progress=None, on_result=None):
+        def hook(i, res):
+            on_result(i, res)
+            seen_at_callback.append((tmp_path / "png" / "a.png").exists())
+        return real(self, items, progress=progress, on_result=hook)
+
+    MermaidRenderer.render_batch = spy
+    try:
+        summary = render_files([tmp_path / "a.mmd", tmp_path / "pipe.mmd"], tmp_path / "png", workers=1,
+                               progress=False)
+    finally:
+        MermaidRenderer.render_batch = real
+    assert seen_at_callback == [True]  # written inside the batch, not after it
+    assert stat.S_IMODE((tmp_path / "png" / "a.png").stat().st_mode) == 0o644
+    assert summary["failures"] == [{"path": str(tmp_path / "pipe.mmd"), "error": "cannot read: not a regular file"}]

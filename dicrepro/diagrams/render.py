@@ -23,7 +23,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from dicrepro.progress import tqdm
 
@@ -45,7 +45,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 ORIGIN = "http://dicrepro.invalid"  # served by page.route from memory; .invalid never resolves anyway
 # The render page. Mermaid's default fonts (Trebuchet, Verdana, Arial) are not on Debian; the stack below
 # ends in Noto Sans CJK so Chinese labels have glyphs (fonts-noto-cjk), and DejaVu/Liberation for Latin.
-FONT_STACK = '"trebuchet ms", verdana, arial, "Liberation Sans", "DejaVu Sans", "Noto Sans CJK SC", sans-serif'
+FONT_STACK = ('"trebuchet ms", verdana, arial, "Liberation Sans", "DejaVu Sans", "Noto Sans CJK SC", '
+              '"Noto Color Emoji", sans-serif')  # emoji: fonts-noto-color-emoji, else empty boxes
 DETERMINISTIC_SEED = "dicrepro"
 PAGE_HTML = """<!doctype html><html><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="connect-src 'none'; frame-src 'none'; object-src 'none'">
@@ -83,6 +84,10 @@ html, body { margin: 0; padding: 0; background: #ffffff; font-family: FONTS; }
     out.innerHTML = '';
     const c = config(cfg);
     mermaid.initialize(c);
+    // Over maxTextSize mermaid draws a "Maximum text size in diagram exceeded" picture instead of failing
+    const maxText = mermaid.mermaidAPI.getConfig().maxTextSize || 50000;
+    if (src.length > maxText)
+      return {error: `too long: ${src.length} characters; mermaid draws at most ${maxText} (maxTextSize)`};
     let svg;
     try { svg = (await mermaid.render('dicrepro', src)).svg; }
     catch (e) {
@@ -104,6 +109,16 @@ html, body { margin: 0; padding: 0; background: #ffffff; font-family: FONTS; }
     let w = vb && vb.width, h = vb && vb.height;
     if (!w || !h) { const r = el.getBoundingClientRect(); w = r.width; h = r.height; }
     if (!w || !h) return {error: 'render error: the diagram has an empty drawing'};
+    // A diagram with no nodes comes out as a blank box (40x40 for a flowchart), not as an error: count
+    // what is drawn (labels with text, shapes with an area), leaving out arrowhead markers and defs.
+    const drawn = [...el.querySelectorAll('text, foreignObject, rect, circle, ellipse, polygon, path, line, polyline')]
+      .filter(n => !n.closest('defs, marker, style'))
+      .filter(n => {
+        if (n.tagName === 'text' || n.tagName === 'foreignObject') return n.textContent.trim() !== '';
+        try { const b = n.getBBox(); return b.width * b.height > 0 || (n.tagName === 'line' && b.width + b.height > 0); }
+        catch (e) { return false; }
+      });
+    if (!drawn.length) return {error: 'render error: the diagram draws nothing (no nodes or labels)'};
     // Shrink big diagrams to the page, never below minZoom of natural size (labels must stay legible).
     const z = Math.max(opts.minZoom, Math.min(1, opts.maxWidth / w, opts.maxHeight / h));
     el.style.maxWidth = 'none';
@@ -413,28 +428,32 @@ class MermaidRenderer:
         finally:
             self._slots.put_nowait(slot)
 
-    async def _abatch(self, items: list[tuple[str, dict | None]], bar) -> list[RenderResult]:
-        async def one(src, cfg):
+    async def _abatch(self, items: list[tuple[str, dict | None]], bar, on_result=None) -> list[RenderResult]:
+        async def one(i, src, cfg):
             res = await self._render_one(src, cfg)
+            if on_result is not None:
+                on_result(i, res)
             if bar is not None:
                 bar.update(1)
             return res
 
-        return list(await asyncio.gather(*(one(s, c) for s, c in items)))
+        return list(await asyncio.gather(*(one(i, s, c) for i, (s, c) in enumerate(items))))
 
-    def render_batch(self, items: Iterable[Any], progress: bool | None = None) -> list[RenderResult]:
+    def render_batch(self, items: Iterable[Any], progress: bool | None = None,
+                     on_result: Callable[[int, RenderResult], None] | None = None) -> list[RenderResult]:
         """Render ``items`` (Mermaid strings or ``(source, config)`` pairs) -> results in input order.
 
         ``config`` may set ``theme`` and ``themeVariables`` (or any mermaid config key except the
         security-related ones); it applies to that diagram only. Failures come back as results with
-        ``error`` set; the batch always completes.
+        ``error`` set; the batch always completes. ``on_result(index, result)`` is called as each one
+        finishes (e.g. to write it at once); it must not raise.
         """
         if self._loop is None:
             raise RuntimeError("MermaidRenderer is not started: use `with MermaidRenderer() as r:`")
         items = [_as_item(it) for it in items]
         show = self.progress if progress is None else progress
         with tqdm(total=len(items), desc="render", unit="diagram", disable=not show or not items) as bar:
-            results = self._call(self._abatch(items, bar))
+            results = self._call(self._abatch(items, bar, on_result))
         failed = sum(not r.ok for r in results)
         if failed:
             log.info("rendered %d diagrams, %d failed", len(results) - failed, failed)
@@ -529,13 +548,25 @@ def render_files(paths: Sequence[Path | str], out_dir: Path | str, **kw) -> dict
         except (OSError, UnicodeDecodeError, ValueError) as e:
             failures.append({"path": str(p), "error": f"cannot read: {e}"})
     written: list[str] = []
+
+    def save(i: int, res: RenderResult) -> None:  # as each diagram finishes: a long batch shows progress
+        p = todo[i][0]
+        if not res.ok:
+            failures.append({"path": str(p), "error": res.error})
+            return
+        try:
+            written.append(str(write_bytes_atomic(out_dir / f"{p.stem}.png", res.png)))
+        except OSError as e:
+            failures.append({"path": str(p), "error": f"cannot write {out_dir / f'{p.stem}.png'}: {e.strerror}"})
+
     if todo:
         out_dir.mkdir(parents=True, exist_ok=True)
-        for (p, _), res in zip(todo, render_mermaid([src for _, src in todo], **kw)):
-            if res.ok:
-                written.append(str(write_bytes_atomic(out_dir / f"{p.stem}.png", res.png)))
-            else:
-                failures.append({"path": str(p), "error": res.error})
+        progress = kw.pop("progress", None)
+        with MermaidRenderer(**kw) as r:
+            r.render_batch([src for _, src in todo], progress=progress, on_result=save)
+        written.sort()
+        order = {str(p): i for i, p in reversed(list(enumerate(paths)))}
+        failures.sort(key=lambda f: order.get(f["path"], 0))
     secs = time.perf_counter() - t0
     summary = (f"rendered {len(written)}/{len(paths)} Mermaid files to {out_dir} in {secs:.1f}s"
                + (f", {len(failures)} failed" if failures else ""))
