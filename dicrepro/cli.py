@@ -135,6 +135,30 @@ def _cmd_describe(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_expert(a: argparse.Namespace) -> int:
+    from dicrepro.atomic import save_dataset_atomic, write_text_atomic
+    from dicrepro.data.expert import import_annotations
+    from dicrepro.data.stage2 import expert_rows_to_dataset
+    from dicrepro.outputs import check_output, claim_output
+
+    check_output(a.out, ("expert",), overwrite=a.overwrite)  # before reading a big import
+    report = import_annotations(a.annotations)
+    for problem in report.problems:
+        print(problem)
+    if not report.rows:
+        print(f"error: {a.annotations}: no row could be imported ({report.summary()}); nothing written",
+              file=sys.stderr)
+        return 2
+    test_n = min(a.test_n, len(report.rows) // 5)
+    dd = expert_rows_to_dataset(report.rows, seed=a.seed, test_n=test_n)
+    with claim_output(a.out, "expert", overwrite=a.overwrite):
+        save_dataset_atomic(dd, a.out, kind="expert")
+        write_text_atomic(Path(a.out) / "import_report.txt", report.text())
+    print(f"{report.summary()}; wrote {a.out}: {len(dd['train'])} train, {len(dd['test'])} test rows "
+          f"(report in {Path(a.out) / 'import_report.txt'})")
+    return 0
+
+
 def _cmd_metrics(a: argparse.Namespace) -> int:
     from dicrepro.evaluate.metrics import metrics_from_files
 
@@ -200,6 +224,36 @@ def _cmd_report(a: argparse.Namespace) -> int:
     print(f"wrote {md} and {page}")
     print(f"next: open {page} in a browser")
     return 0
+
+
+def _cmd_harvest(a: argparse.Namespace) -> int:
+    from dicrepro.data.harvest import harvest
+    from dicrepro.diagrams.render import MermaidRenderer
+    from dicrepro.outputs import check_output
+
+    check_output(a.out, ("harvest", "dataset"), overwrite=a.overwrite)  # before the browser starts
+    with MermaidRenderer(workers=a.workers, timeout_s=a.timeout, progress=False) as r:
+        report = harvest(a.paths, a.out, split=a.split, renderer=r, overwrite=a.overwrite)
+    print(report.text())
+    print(f"wrote {a.out} (split {a.split}); failures also in {Path(a.out).name}_failures.jsonl beside it")
+    return 0
+
+
+def _add_harvest(sub) -> None:
+    p = sub.add_parser("harvest", help="Mermaid blocks of your docs (Markdown, MDX, RST, AsciiDoc, .mmd) as a dataset",
+                       description="Walks PATHs for Mermaid blocks, keeps each that mermaid.js parses and draws "
+                                   "(securityLevel strict, no network), drops duplicates, and writes a "
+                                   "stage-1-shaped DatasetDict with source_file/line/repo/commit/license "
+                                   "columns. A failing block is listed as file:line: mermaid's message.")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="files or folders (a git checkout or any folder)")
+    p.add_argument("--out", required=True, help="output dataset folder")
+    p.add_argument("--split", choices=("test", "train"), default="test",
+                   help="the split every row goes to (default test: a held-out real test set)")
+    p.add_argument("--workers", type=_positive_int, default=1, help="browser pages in parallel (default 1)")
+    p.add_argument("--timeout", type=_seconds, default=20.0, help="seconds per diagram (default 20)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --out even if it is not an earlier dicrepro dataset")
+    p.set_defaults(func=_cmd_harvest)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -277,6 +331,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", default=DEFAULT_PARAMS, type=_params_file, help="params YAML (endpoint, model, retries)")
     p.set_defaults(func=_cmd_describe)
 
+    p = sub.add_parser("expert", help="import expert annotations (stage 2) as a dataset, reporting bad rows",
+                       description="Reads JSONL, CSV, a Label Studio JSON export or a folder of images with "
+                                   "same-named .txt files. Prints one line per rejected row (file:line: "
+                                   "field: reason) and a summary; imports every good row. Exit status 0 "
+                                   "when some rows were imported, 2 when none.")
+    p.add_argument("annotations", help="annotation file or folder")
+    p.add_argument("--out", required=True, help="output dataset folder (save_to_disk)")
+    p.add_argument("--test-n", type=_count, default=0,
+                   help="rows held out as the test split (at most a fifth of the rows; default 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed for the split and prompts (default 0)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --out even if it is not an earlier expert import")
+    p.set_defaults(func=_cmd_expert)
+
     p = sub.add_parser("metrics", help="caption metrics for predictions vs references (JSON)",
                        description="Files of JSON lines {\"id\": ..., \"text\": ...} matched by id. Prints "
                                    "bleu1..bleu4, meteor, rougeL, cider as fractions in 0..1.")
@@ -319,6 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", help="a run folder, e.g. runs/tiny")
     p.add_argument("--out", default=None, help="output folder (default RUN_DIR/report)")
     p.set_defaults(func=_cmd_report)
+
+    _add_harvest(sub)
 
     p = sub.add_parser("check", help="validate a params file and exit")
     p.add_argument("params", type=_params_file, help="params YAML")
