@@ -73,6 +73,11 @@ class RunPaths:
         return self.data / "stage2"
 
     @property
+    def stage2_candidates(self) -> Path:
+        """Every stage-2 candidate pair (expert or stand-in) before review; ``stage2_data`` is after."""
+        return self.data / "stage2_candidates"
+
+    @property
     def stage2_reviews(self) -> Path:
         return self.data / "stage2_reviews.jsonl"
 

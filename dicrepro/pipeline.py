@@ -74,7 +74,9 @@ def run_pipeline(params_path: str | Path, *, only: list[str] | None = None, star
     root = repo_root()
     cwd = root / "notebooks" if (root / "notebooks").is_dir() else root
     env = {"DICREPRO_ROOT": str(root), "DICREPRO_PROGRESS": "text",
-           "HF_DATASETS_DISABLE_PROGRESS_BARS": os.environ.get("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")}
+           # Hugging Face's own bars are widgets in a kernel (saved at 0%); they are short, so: none
+           "HF_DATASETS_DISABLE_PROGRESS_BARS": os.environ.get("HF_DATASETS_DISABLE_PROGRESS_BARS", "1"),
+           "HF_HUB_DISABLE_PROGRESS_BARS": os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS", "1")}
     for step in steps:
         out_nb = paths.notebooks / step.output_name
         log.info("step %s: %s -> %s", step.name, step.notebook, out_nb)

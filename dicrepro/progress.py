@@ -27,3 +27,8 @@ def tqdm(*args, **kwargs):
         kwargs.setdefault("ncols", 100)
         return _text_tqdm(*args, **kwargs)
     return _auto_tqdm(*args, **kwargs)
+
+
+def unattended() -> bool:
+    """True when no one watches the notebook (``dicrepro run``/papermill): show static HTML, not widgets."""
+    return text_mode()

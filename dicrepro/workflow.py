@@ -10,17 +10,15 @@ from pathlib import Path
 from datasets import Dataset, DatasetDict, Features, Image, Sequence, Value, load_from_disk
 
 from dicrepro.atomic import save_dataset_atomic, write_json_atomic
-from dicrepro.data.augment import document_look
-from dicrepro.data.expert import import_annotations, leakage_flags
-from dicrepro.data.review import apply_reviews
-from dicrepro.data.synth import FEATURES, SynthSpec, pretrain_spec, stage1_spec, synthesize
+from dicrepro.data import stage2
+from dicrepro.data.synth import SynthSpec, plan_sample, pretrain_spec, stage1_spec, synthesize
 from dicrepro.data.vqa import make_vqa
 from dicrepro.data.vqa_paraphrase import format_paraphrase_stats, paraphrase_items
 from dicrepro.diagrams.graph import Diagram
 from dicrepro.diagrams.knowledge import lexicon
 from dicrepro.diagrams.render import MermaidRenderer
 from dicrepro.params import Params
-from dicrepro.paths import RunPaths
+from dicrepro.paths import RunPaths, resolve
 from dicrepro.report.figures import make_figures as _figures
 from dicrepro.report.figures import write_tables
 from dicrepro.text.describe import caption_prompt
@@ -39,7 +37,7 @@ VQA_FEATURES = Features({
 
 
 def run_paths(params: Params) -> RunPaths:
-    return RunPaths(Path(params.run_dir))
+    return RunPaths(resolve(params.run_dir))
 
 
 def open_renderer(params: Params):
@@ -92,93 +90,14 @@ def make_stage1(params: Params) -> DatasetDict:
 
 # --- stage 2 ------------------------------------------------------------------------------------------
 
-def standin_spec(params: Params) -> SynthSpec:
-    """The stage-2 stand-in: denser ICT diagrams in page context with scan/JPEG artefacts, described in
-    expert style (purpose and reasoning). Every row says ``source='standin'``."""
-    p = params.stage1
-    return SynthSpec(n=params.stage2.n, test_n=params.stage2.test_n, seed=params.seed, domain="ict",
-                     diagram_types=tuple(p.diagram_types), languages=dict(p.languages),
-                     min_elements=max(p.min_elements, (p.min_elements + p.max_elements) // 2),
-                     max_elements=p.max_elements + 4, style="expert", source="standin", id_prefix="s2",
-                     augment=document_look)
-
-
-def _language_of(text: str) -> str:
-    cjk = sum(1 for ch in text if "\u4e00" <= ch <= "\u9fff")
-    return "zh" if cjk > 0.2 * max(1, len(text.replace(" ", ""))) else "en"
-
-
-def expert_rows_to_dataset(rows: list[dict], *, seed: int, test_n: int) -> DatasetDict:
-    """Imported expert rows -> the common dataset columns (no graph/Mermaid: experts give text only)."""
-    rng = random.Random(seed)
-    order = list(range(len(rows)))
-    rng.shuffle(order)
-    test_ids = set(order[:test_n])
-    out = []
-    for i, row in enumerate(rows):
-        lang = _language_of(row["text"])
-        out.append({
-            "id": row["id"], "image": {"bytes": row["image_bytes"], "path": None}, "mermaid": "",
-            "diagram_type": row["diagram_type"], "topic": "", "area": "", "language": lang, "graph": "",
-            "seed": seed, "source": "expert", "description": row["text"], "view_global": "",
-            "view_partial": "", "view_detail": "", "split": "test" if i in test_ids else "train",
-            "prompt": caption_prompt(lang, rng), "target": row["text"],
-        })
-    ds = Dataset.from_list(out, features=FEATURES)
-    return DatasetDict({s: ds.filter(lambda x, s=s: x == s, input_columns="split") for s in ("train", "test")})
-
-
-def _eval_images(params: Params) -> list[bytes]:
-    paths = run_paths(params)
-    imgs: list[bytes] = []
-    for folder in (paths.stage1_data, paths.stage3_data):
-        if folder.exists():
-            test = load_from_disk(str(folder))["test"].cast_column("image", Image(decode=False))
-            imgs += [x["bytes"] for x in test["image"]]
-    return imgs
-
-
 def make_stage2(params: Params):
-    """Stage-2 pairs: the user's expert annotations (validated, leakage-guarded) or the labelled
-    stand-in, with the reviewers' decisions (02_expert_pairs' widget) applied to the training split.
-    Returns ``(DatasetDict, ImportReport | None)``."""
-    paths = run_paths(params)
-    report = None
-    if params.stage2.annotations is None:
-        log.warning("no expert annotations given: building the STAND-IN stage-2 set (source='standin')")
-        with open_renderer(params) as r:
-            dd = synthesize(standin_spec(params), paths.stage2_data, r)
-    else:
-        dd, report = _import_expert(params, paths)
-    if paths.stage2_reviews.exists():
-        before = len(dd["train"])
-        dd = DatasetDict({"train": apply_reviews(dd["train"], paths.stage2_reviews), "test": dd["test"]})
-        log.info("applied reviews from %s: %d -> %d training rows", paths.stage2_reviews, before,
-                 len(dd["train"]))
-        _save(dd, paths.stage2_data)
-    return dd, report
+    """Stage-2 pairs: see :func:`dicrepro.data.stage2.make_stage2` (the user's expert annotations or the
+    labelled stand-in, reviewers' decisions applied). Returns ``(DatasetDict, ImportReport | None)``."""
+    return stage2.make_stage2(params, run_paths(params))
 
 
 def _save(dd: DatasetDict, folder: Path) -> None:
     save_dataset_atomic(dd, folder)
-
-
-def _import_expert(params: Params, paths: RunPaths):
-    report = import_annotations(params.stage2.annotations)
-    rows = report.rows
-    evals = _eval_images(params)
-    if evals and rows:
-        flags = leakage_flags([r["image_bytes"] for r in rows], evals)
-        for r, leak in zip(rows, flags):
-            if leak:
-                log.warning("leakage guard: %s (%s:%s) is near-identical to an evaluation image; kept out "
-                            "of training", r["id"], r["file"], r["line"])
-        rows = [r for r, leak in zip(rows, flags) if not leak]
-    if not rows:
-        raise ValueError(f"{params.stage2.annotations}: no valid rows to train on ({report.summary()})")
-    dd = expert_rows_to_dataset(rows, seed=params.seed, test_n=min(params.stage2.test_n, len(rows) // 5))
-    _save(dd, paths.stage2_data)
-    return dd, report
 
 
 # --- stage 3 ------------------------------------------------------------------------------------------
@@ -190,6 +109,11 @@ def vqa_image_spec(params: Params) -> SynthSpec:
                      min_elements=p.min_elements, max_elements=p.max_elements, id_prefix="s3img")
 
 
+def distractor_pool() -> list[str]:
+    """Wrong options from the domain, for diagrams too small to supply three of their own."""
+    return sorted(x for x in lexicon("ict") if x.isascii() and 3 <= len(x) <= 40)
+
+
 def make_stage3(params: Params) -> DatasetDict:
     """Stage-3 VQA: objective questions with answer keys computed from each diagram's graph, and open
     questions for the global/partial/detail views; split by diagram (no diagram in both splits)."""
@@ -199,9 +123,7 @@ def make_stage3(params: Params) -> DatasetDict:
     with open_renderer(params) as r:
         images = synthesize(vqa_image_spec(params), img_dir, r)
     rng = random.Random(params.seed + 3)
-    # Distractors from the domain for diagrams too small to supply three wrong options themselves.
-
-    pool = sorted(x for x in lexicon("ict") if x.isascii() and 3 <= len(x) <= 40)
+    pool = distractor_pool()
     out = {}
     for split in ("train", "test"):
         ds = images[split]
@@ -239,6 +161,49 @@ def image_of(row: dict):
     return img
 
 
+# --- one sample, end to end (what the notebooks show before the batch runs) -----------------------
+
+SPECS = {"pretrain": pretrain_spec, "stage1": stage1_spec, "stage2": stage2.standin_spec, "stage3": vqa_image_spec}
+
+
+def one_sample(params: Params, which: str = "stage1", index: int = 0) -> dict:
+    """Sample ``index`` of a dataset (``pretrain``, ``stage1``, ``stage2`` stand-in, ``stage3`` images)
+    followed from its graph to Mermaid, to mermaid.js pixels, to its description, without building the
+    dataset: the same row the batch will hold (same seed, same renderer settings)."""
+    from PIL import Image as PILImage
+
+    spec = SPECS[which](params)
+    plan = plan_sample(spec, index)
+    with open_renderer(params) as r:
+        res = r.render(plan["mermaid"], plan["render_config"])
+    if res.error is not None or not res.png:
+        raise RuntimeError(f"{plan['id']} ({plan['diagram_type']}): mermaid.js could not render it: {res.error}")
+    png = res.png if spec.augment is None else spec.augment(res.png, random.Random(plan["_aug_seed"]))
+    return {**{k: v for k, v in plan.items() if not k.startswith("_")}, "image": PILImage.open(io.BytesIO(png))}
+
+
+def vqa_for(params: Params, row: dict, questions: int = 4) -> list[dict]:
+    """Stage-3 questions for one sample's diagram (answer keys from its graph), as 03 makes them."""
+    return make_vqa([(row["id"], Diagram.from_json(row["graph"]))], random.Random(params.seed + 3),
+                    questions_per_diagram=questions, distractor_pool=distractor_pool())
+
+
+def captions_for(params: Params, row: dict, models: list[str] | None = None) -> dict[str, str]:
+    """model name -> its greedy caption of ``row``'s image (``row['prompt']``), for the models of this run
+    that exist (``base``, ``stage1``..``stage3`` by default): the same image before and after each stage."""
+    from dicrepro.evaluate.predict import generate  # lazy for Unsloth's import order (see build_base)
+
+    paths = run_paths(params)
+    names = models or ["base", "stage1", "stage2", "stage3"]
+    out = {}
+    for name in names:
+        folder = Path(params.model.path) if name == "base" and params.model.kind == "local" else paths.model_dir(name)
+        if (folder / "config.json").exists():
+            out[name] = generate(folder, [row], batch_size=1, max_new_tokens=params.eval.max_new_tokens,
+                                 model_params=params.model, progress=False)[0]
+    return out
+
+
 # --- evaluation and figures -----------------------------------------------------------------------------
 
 def evaluate(params: Params):
@@ -256,4 +221,4 @@ def make_figures(params: Params) -> list[Path]:
     paths = run_paths(params)
     if not (paths.results / "caption_scores.csv").exists():
         raise FileNotFoundError(f"no recorded results in {paths.results}: run the evaluate step first")
-    return _figures(paths.root, Path(params.figures_dir)) + write_tables(paths.root)
+    return _figures(paths.root, resolve(params.figures_dir)) + write_tables(paths.root)

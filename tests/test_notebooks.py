@@ -1,4 +1,6 @@
-"""Every notebook, executed headlessly by papermill on params/smoke.yaml, leaves the artifacts it promises.
+"""Every notebook, executed headlessly by papermill on params/smoke.yaml with notebooks/ as its working
+directory (as JupyterLab runs it), leaves the artifacts it promises; then the same notebooks run in
+JupyterLab in a real browser.
 
 The pipeline runs once for the module (a few minutes on 2 cores); each test then checks one artifact.
 """
@@ -28,12 +30,39 @@ def run(tmp_path_factory):
     params_file = root / "smoke.yaml"
     params_file.write_text(yaml.safe_dump(cfg))
     params = run_pipeline(params_file, progress=False)
-    return {"root": root / "run", "figures": root / "figures", "cfg": cfg, "params": params}
+    return {"root": root / "run", "figures": root / "figures", "cfg": cfg, "params": params,
+            "params_file": params_file}
 
 
 def test_every_step_left_an_executed_notebook(run):
     for step in STEPS:
         assert (run["root"] / "notebooks" / step.output_name).exists(), step.name
+
+
+def executed_outputs(path: Path) -> list[dict]:
+    import nbformat
+
+    return [o for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code" for o in c.outputs]
+
+
+def test_notebooks_ran_in_notebooks_folder_and_wrote_nothing_there(run):
+    """JupyterLab's working directory is notebooks/: the run still lands in run_dir, nothing strays."""
+    for step in STEPS:
+        text = "".join(o.get("text", "") for o in executed_outputs(run["root"] / "notebooks" / step.output_name))
+        assert f"working directory {REPO / 'notebooks'}" in text, step.name
+    assert not (REPO / "notebooks" / "runs").exists()
+
+
+def test_executed_notebooks_read_well(run):
+    """Progress bars end in their final state and the review widget is a static table, not widget text."""
+    for step in STEPS:
+        for o in executed_outputs(run["root"] / "notebooks" / step.output_name):
+            assert "application/vnd.jupyter.widget-view+json" not in o.get("data", {}), (step.name, o)
+    synth = executed_outputs(run["root"] / "notebooks" / "01_synthesize_pairs.ipynb")
+    bars = [o["text"] for o in synth if o.get("name") == "stderr" and "synthesize stage1" in o.get("text", "")]
+    assert bars and "100%" in bars[-1].split("\r")[-1]
+    review = executed_outputs(run["root"] / "notebooks" / "02_expert_pairs.ipynb")[-1]
+    assert "Stage-2 review" in review["data"]["text/html"] and "VBox" not in review["data"]["text/plain"]
 
 
 def test_stage1_dataset_rows_and_columns(run):
@@ -137,3 +166,138 @@ def test_manifest_records_params_versions_and_hashes(run):
     assert any(k.startswith("data/stage1/") for k in arts)
     some = "results/caption_scores.csv"
     assert arts[some] == sha256_file(run["root"] / some)
+
+
+def test_figures_are_byte_identical_when_regenerated(run):
+    """The figures step twice more on the recorded results: the same bytes as the run's (no dates)."""
+    from dicrepro.workflow import make_figures
+
+    figures = sorted(run["figures"].glob("*.p[dn][fg]"))
+    first = {p.name: p.read_bytes() for p in figures}
+    assert any(n.endswith(".pdf") for n in first) and any(n.endswith(".png") for n in first)
+    for _ in range(2):
+        make_figures(run["params"])
+        assert {p.name: p.read_bytes() for p in sorted(run["figures"].glob("*.p[dn][fg]"))} == first
+    assert all(p.stat().st_mode & 0o777 == 0o644 for p in figures)
+
+
+def test_stage2_reuses_its_candidates_and_keeps_rejected_rows(run, caplog):
+    """Opening 02 again costs seconds (no re-rendering); a rejected pair leaves the training set but
+    stays among the candidates the review widget walks through."""
+    import logging
+
+    from dicrepro.data.review import record_decision
+    from dicrepro.data.stage2 import load_candidates
+    from dicrepro.paths import RunPaths
+    from dicrepro.workflow import make_stage2
+
+    paths = RunPaths(run["root"])
+    first = load_candidates(paths)["train"]["id"][0]
+    record_decision(paths.stage2_reviews, first, "reject")
+    try:
+        with caplog.at_level(logging.INFO, logger="dicrepro.data.stage2"):
+            ds, _ = make_stage2(run["params"])
+        assert "reusing" in caplog.text
+        assert first not in ds["train"]["id"] and len(ds["train"]) == run["cfg"]["stage2"]["n"] - 1
+        assert first in load_candidates(paths)["train"]["id"]
+    finally:  # leave the run as the pipeline made it
+        paths.stage2_reviews.unlink()
+        make_stage2(run["params"])
+
+
+# --- JupyterLab in a real browser -----------------------------------------------------------------------
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def lab(run, tmp_path):
+    """JupyterLab on notebooks/ (as `make lab` starts it), with the run's smoke params picked through
+    $DICREPRO_PARAMS, so the shipped notebooks run unedited; autosave off, so they stay unexecuted."""
+    import os
+    import secrets
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port, token = _free_port(), secrets.token_hex(16)
+    settings = tmp_path / "lab-settings" / "@jupyterlab" / "docmanager-extension"
+    settings.mkdir(parents=True)
+    (settings / "plugin.jupyterlab-settings").write_text('{"autosave": false}')
+    env = {**os.environ, "DICREPRO_PARAMS": str(run["params_file"]),
+           "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "lab-settings"),
+           "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "lab-workspaces"),
+           "JUPYTER_RUNTIME_DIR": str(tmp_path / "jupyter-runtime")}
+    cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+           "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
+           f"--ServerApp.root_dir={REPO / 'notebooks'}", "--LabApp.expose_app_in_browser=True",
+           "--LabApp.news_url=None",
+           "--LabApp.check_for_updates_class=jupyterlab.handlers.announcements.NeverCheckForUpdate"]
+    if os.getuid() == 0:
+        cmd.append("--allow-root")
+    log = open(tmp_path / "lab.log", "w")
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2)
+                break
+            except OSError:
+                assert proc.poll() is None, (tmp_path / "lab.log").read_text()
+                time.sleep(0.5)
+        yield {"url": url, "token": token, "log": tmp_path / "lab.log"}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+NOTEBOOK_DONE = """() => {
+  const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+  if (!w || !w.sessionContext || !w.content || !w.content.model) return false;
+  const cells = w.content.model.toJSON().cells.filter(c => c.cell_type === "code");
+  if (cells.some(c => (c.outputs || []).some(o => o.output_type === "error"))) return true;
+  const kernel = w.sessionContext.session && w.sessionContext.session.kernel;
+  return !!kernel && kernel.status === "idle" && cells.length > 0 && cells.every(c => c.execution_count);
+}"""
+
+
+def test_jupyterlab_runs_00_and_01_as_shipped(lab):
+    """What a user does: open JupyterLab, open a notebook, Run All; every cell runs, none errs."""
+    from playwright.sync_api import sync_playwright
+
+    shipped = {p: p.read_bytes() for p in (REPO / "notebooks").glob("*.ipynb")}
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=["--no-sandbox"])
+        try:
+            for name in ("00_base_model.ipynb", "01_synthesize_pairs.ipynb"):
+                page = browser.new_page(viewport={"width": 1366, "height": 768})  # a laptop screen
+                page.goto(f"{lab['url']}/lab/tree/{name}?reset&token={lab['token']}")
+                page.wait_for_function("""() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+                    const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+                    return !!k && k.status === "idle" && w.context.path.endsWith(%r); }""" % name, timeout=90_000)
+                page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+                page.wait_for_function(NOTEBOOK_DONE, timeout=150_000, polling=1000)
+                nb = page.evaluate("window.jupyterapp.shell.currentWidget.content.model.toJSON()")
+                code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+                errors = [f"{o['ename']}: {o['evalue']}" for c in code for o in c["outputs"]
+                          if o["output_type"] == "error"]
+                assert not errors, f"{name}: {errors}"
+                assert all(c["execution_count"] for c in code), name
+                html = [o for c in code for o in c["outputs"] if "text/html" in o.get("data", {})]
+                assert html, f"{name}: no rendered sample"  # show.sample / show.captions
+                page.close()
+        finally:
+            browser.close()
+    assert {p: p.read_bytes() for p in (REPO / "notebooks").glob("*.ipynb")} == shipped  # nothing saved
+    assert not (REPO / "notebooks" / "runs").exists()

@@ -44,3 +44,25 @@ def test_navigation_and_last_decision_wins(tmp_path):
     c["next"].click()
     c["next"].click()
     assert "4/4" in c["status"].value        # stops at the last row
+
+
+def test_rejected_rows_stay_visible_with_their_state(tmp_path):
+    ds, reviews = tiny_pairs(), tmp_path / "r.jsonl"
+    c = review_widget(ds, reviews).controls
+    c["reject"].click()                      # e-0 rejected, the widget moves on
+    c["prev"].click()                        # ...and can come back to it
+    assert "e-0" in c["status"].value and "rejected" in c["status"].value
+    from dicrepro.data.review import review_table
+    page = review_table(ds, reviews)         # what an executed notebook shows instead of the widget
+    assert page.count("<tr>") == 4 and "rejected" in page and "not reviewed" in page
+
+
+def test_keyboard_shortcuts(tmp_path):
+    ds, reviews = tiny_pairs(), tmp_path / "r.jsonl"
+    c = review_widget(ds, reviews).controls
+    def press(key):  # the message ipyevents sends from the browser when a key goes down over the image
+        c["keys"][0]._handle_mouse_msg(None, {"event": "keydown", "key": key}, [])
+    for key in ("a", "r", "ArrowLeft", "ArrowLeft", "n"):
+        press(key)
+    assert {k: v["decision"] for k, v in load_decisions(reviews).items()} == {"e-0": "accept", "e-1": "reject"}
+    assert c["position"]["i"] == 1

@@ -51,6 +51,8 @@ def _save(fig, figures_dir: Path, stem: str) -> list[Path]:
     fig.savefig(png, dpi=150, bbox_inches="tight", metadata={"Software": None})
     fig.savefig(pdf, bbox_inches="tight", metadata={"CreationDate": None, "Producer": None, "Creator": None})
     plt.close(fig)
+    for f in (png, pdf):  # readable by the team and a web server whatever the umask
+        f.chmod(0o644)
     return [png, pdf]
 
 
