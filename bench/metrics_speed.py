@@ -5,10 +5,14 @@ each prediction is its reference with words dropped, replaced and swapped, as a 
 then times, in the same run:
 
 - the anchor: ``sacrebleu.corpus_bleu`` alone on the same pairs (its 13a/zh tokenizer, BLEU-4 only);
-- ``dicrepro.evaluate.metrics.caption_scores`` (BLEU-1..4, METEOR, ROUGE-L, CIDEr), cold (first call in the
-  process: WordNet and jieba load) and warm, and each metric on its own;
-- CIDEr-D once more forced into one process (``cider_one_process``), as pycocoevalcap's ``Cider`` runs,
-  to show what sharding its per-item scoring over the cores gains.
+- ``dicrepro.evaluate.metrics.caption_scores`` (BLEU-1..4, METEOR, ROUGE-L, CIDEr-D), cold (first call in
+  the process: WordNet and jieba load) and warm (resources loaded, tokens not cached), tokenisation alone,
+  and each metric on its own with cached tokens;
+- the reference libraries on the same tokens, for the equality check: nltk's ``corpus_bleu`` and
+  pycocoevalcap's ``Cider().compute_score`` (dicrepro computes both on sparse n-gram counts,
+  ``dicrepro.evaluate.ngrams``), with their time for comparison.
+
+Target: warm ``caption_scores`` within 2x the anchor's time, every score equal to the reference's to 1e-6.
 
 Usage: ``.venv/bin/python bench/metrics_speed.py [--n 10000] [--seed 0]``
 """
@@ -56,14 +60,6 @@ def make_pairs(n: int, seed: int) -> tuple[list[str], list[str], list[str]]:
     return refs, preds, langs
 
 
-def cpu_seconds() -> dict[str, float]:
-    """User + system CPU seconds of this process and of its (finished) child processes."""
-    import resource
-
-    own, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
-    return {"this_process": own.ru_utime + own.ru_stime, "worker_processes": kids.ru_utime + kids.ru_stime}
-
-
 def timed(fn, *args):
     t = time.perf_counter()
     out = fn(*args)
@@ -77,8 +73,11 @@ def main() -> None:
     a = ap.parse_args()
 
     import sacrebleu
+    from nltk.translate.bleu_score import SmoothingFunction
+    from nltk.translate.bleu_score import corpus_bleu as nltk_corpus_bleu
+    from pycocoevalcap.cider.cider import Cider
 
-    from dicrepro.evaluate import cider, metrics
+    from dicrepro.evaluate import metrics
 
     load_before = os.getloadavg()[0]
     refs, preds, langs = make_pairs(a.n, a.seed)
@@ -93,28 +92,32 @@ def main() -> None:
     t_cold, scores = timed(metrics.caption_scores, refs, preds, langs)
     metrics.tokenize.cache_clear()  # warm = resources loaded, tokens not cached
     t_warm, _ = timed(metrics.caption_scores, refs, preds, langs)
-    per_metric = {}
-    for name in ("meteor", "rougeL"):
+    metrics.tokenize.cache_clear()
+    t_tok, (rt, pt) = timed(metrics._tokens, refs, preds, langs)
+    per_metric = {"tokenize": round(t_tok, 2)}
+    for name in ("meteor", "rougeL", "cider"):
         per_metric[name] = round(timed(metrics.CAPTION_METRICS[name], refs, preds, langs)[0], 2)
-    # CPU seconds as well as wall time: on a shared machine the wall time says how busy the others were
-    cpu0 = cpu_seconds()
-    per_metric["cider"] = round(timed(metrics.score_cider, refs, preds, langs)[0], 2)
-    cider_cpu = {k: round(v1 - v0, 2) for (k, v1), v0 in zip(cpu_seconds().items(), cpu0.values())}
     per_metric["bleu1-4"] = round(timed(metrics.bleu_all, refs, preds, langs)[0], 2)
-    # CIDEr-D forced into this one process (as pycocoevalcap's Cider runs), for the speed-up of sharding
-    rt, pt = metrics._tokens(refs, preds, langs)
-    joined = ([" ".join(t) for t in rt], [" ".join(t) for t in pt])
-    per_metric["cider_one_process"] = round(timed(cider.cider_d, *joined, 1)[0], 2)
+    # the reference libraries on the same tokens: equality, and their own time
+    weights = [(1.0,), (0.5, 0.5), (1 / 3,) * 3, (0.25,) * 4]
+    t_nltk, want_bleu = timed(nltk_corpus_bleu, [[r] for r in rt], pt, weights, SmoothingFunction().method1)
+    gts = {i: [" ".join(r)] for i, r in enumerate(rt)}
+    res = {i: [" ".join(p)] for i, p in enumerate(pt)}
+    t_coco, (want_cider, _) = timed(Cider().compute_score, gts, res)
+    diffs = [abs(scores[f"bleu{n}"] - w) for n, w in zip((1, 2, 3, 4), want_bleu)]
+    diffs.append(abs(scores["cider"] - want_cider / metrics.CIDER_SCALE))
     report = {
         "pairs": a.n, "machine": f"{platform.processor() or platform.machine()}, python {platform.python_version()}",
-        "cores_usable": cider.usable_cores(),
-        "cider_processes": cider.usable_cores() if a.n > cider.PARALLEL_MIN_PAIRS else 1,
         # other jobs on the machine slow every number down: the 1-minute load average, before and after
         "load_avg_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "sacrebleu_anchor_s": round(t_sacre, 2), "caption_scores_cold_s": round(t_cold, 2),
         "caption_scores_warm_s": round(t_warm, 2), "pairs_per_s_warm": round(a.n / t_warm),
-        "ratio_warm_over_sacrebleu": round(t_warm / t_sacre, 1),
-        "per_metric_s_tokens_cached": per_metric, "cider_cpu_s": cider_cpu, "scores": {k: round(v, 4) for k, v in scores.items()},
+        "ratio_warm_over_sacrebleu": round(t_warm / t_sacre, 2),
+        "per_metric_s_tokens_cached": per_metric,
+        "reference_libraries_s": {"nltk_corpus_bleu_1to4": round(t_nltk, 2), "pycocoevalcap_cider": round(t_coco, 2)},
+        "max_abs_diff_vs_reference": float(f"{max(diffs):.3g}"),
+        "equal_to_reference_1e-6": max(diffs) <= 1e-6,
+        "scores": {k: round(v, 4) for k, v in scores.items()},
     }
     print(json.dumps(report, indent=2, ensure_ascii=False))
 

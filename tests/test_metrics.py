@@ -231,40 +231,36 @@ def many_pairs(n=300):
     return refs, preds
 
 
-def test_sharded_cider_is_exactly_pycocoevalcap_cider():
-    from dicrepro.evaluate.cider import cider_d
+def test_sparse_cider_is_pycocoevalcap_cider():
+    from dicrepro.evaluate.ngrams import cider_d
 
     refs, preds = many_pairs(300)
-    rt, pt = [" ".join(t) for t in toks(refs)], [" ".join(t) for t in toks(preds)]
-    want, want_items = Cider().compute_score({i: [r] for i, r in enumerate(rt)},
-                                             {i: [p] for i, p in enumerate(pt)})
-    for workers in (1, 3):  # in this process, and over 3 forked processes (12 shards)
-        corpus, items = cider_d(rt, pt, workers=workers)
-        assert len(items) == 300
-        assert corpus == pytest.approx(want, abs=1e-12)
-        assert items == pytest.approx(list(want_items), abs=1e-12)
+    rt, pt = toks(refs), toks(preds)
+    rt[3], pt[4] = (), ()  # an empty reference and an empty prediction score as pycocoevalcap scores them
+    want, want_items = Cider().compute_score({i: [" ".join(r)] for i, r in enumerate(rt)},
+                                             {i: [" ".join(p)] for i, p in enumerate(pt)})
+    corpus, items = cider_d(rt, pt)
+    assert corpus == pytest.approx(want, abs=1e-9)
+    assert items == pytest.approx(list(want_items), abs=1e-9)
     assert any(s > 0 for s in items[::5])  # the Chinese items really scored
-
-
-def test_score_cider_uses_processes_above_the_threshold_and_agrees(monkeypatch):
-    from dicrepro.evaluate import cider
-
-    refs, preds = many_pairs(120)
-    serial = metrics.score_cider(refs, preds)
-    pools = []
-
-    class RecordingPool(cider.ProcessPoolExecutor):
-        def __init__(self, workers, **kw):
-            pools.append(workers)
-            super().__init__(workers, **kw)
-
-    monkeypatch.setattr(cider, "ProcessPoolExecutor", RecordingPool)
-    monkeypatch.setattr(cider, "usable_cores", lambda: 2)
-    assert metrics.score_cider(refs, preds) == serial and not pools  # 120 pairs: below the threshold
-    monkeypatch.setattr(cider, "PARALLEL_MIN_PAIRS", 100)
-    forked = metrics.score_cider(refs, preds)
-    assert pools == [2]
-    assert forked[0] == pytest.approx(serial[0], abs=1e-12)
-    assert forked[1] == pytest.approx(serial[1], abs=1e-12)
     with pytest.raises(ValueError, match="2 references but 1"):
-        cider.cider_d(["a b", "c d"], ["a b"])
+        cider_d([("a", "b"), ("c", "d")], [("a", "b")])
+
+
+def test_sparse_corpus_bleu_is_nltk_corpus_bleu():
+    from nltk.translate.bleu_score import SmoothingFunction
+    from nltk.translate.bleu_score import corpus_bleu as nltk_corpus_bleu
+
+    from dicrepro.evaluate.ngrams import corpus_bleu
+
+    weights = [(1.0,), (0.5, 0.5), (1 / 3,) * 3, (0.25,) * 4]
+    refs, preds = many_pairs(300)
+    rt, pt = toks(refs), toks(preds)
+    pt[7], pt[8] = pt[7][:2], ()  # shorter than 4-grams, and empty
+    want = nltk_corpus_bleu([[r] for r in rt], pt, weights=weights, smoothing_function=SmoothingFunction().method1)
+    assert corpus_bleu(rt, pt, weights) == pytest.approx(want, abs=1e-9)
+    # no matching unigram at all: 0, as nltk; no matching 4-gram: method1's epsilon, as nltk
+    assert corpus_bleu([("a", "b")], [("c", "d")], weights) == [0.0] * 4
+    short = ([("a", "b", "c", "d")], [("a", "b", "c", "x")])
+    assert corpus_bleu(*short, weights) == pytest.approx(
+        nltk_corpus_bleu([[short[0][0]]], short[1], weights=weights, smoothing_function=SmoothingFunction().method1))
