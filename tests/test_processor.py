@@ -11,24 +11,11 @@ import pytest
 from PIL import Image
 
 from dicrepro.params import ModelParams, Params, load_params
-from dicrepro.train.processor import image_tokens, load_processor, resized_size
+from dicrepro.train.processor import image_tokens, load_processor, resized_size, write_checkpoint_processor
 from dicrepro.train.tiny_model import tiny_processor
 from dicrepro.train.tiny_tokenizer import train_tokenizer
 
 os.environ["HF_HUB_OFFLINE"] = "1"
-
-# preprocessor_config.json of Qwen/Qwen2.5-VL-7B-Instruct, key for key.
-QWEN25_VL_7B_PREPROCESSOR = {
-    "min_pixels": 3136,
-    "max_pixels": 12845056,
-    "patch_size": 14,
-    "temporal_patch_size": 2,
-    "merge_size": 2,
-    "image_mean": [0.48145466, 0.4578275, 0.40821073],
-    "image_std": [0.26862954, 0.26130258, 0.27577711],
-    "image_processor_type": "Qwen2VLImageProcessor",
-    "processor_class": "Qwen2_5_VLProcessor",
-}
 
 
 @pytest.fixture(scope="module")
@@ -37,14 +24,11 @@ def checkpoint_like(tmp_path_factory):
     about the image size anywhere else."""
     folder = tmp_path_factory.mktemp("qwen25vl7b_processor")
     tokenizer = train_tokenizer(["a router sends packets to a switch"] * 4, 400)
-    tiny_processor(Params(), tokenizer).save_pretrained(str(folder))
-    for name in ("processor_config.json", "video_preprocessor_config.json"):
-        f = folder / name
-        if f.exists():  # drop any image size the tiny processor wrote outside preprocessor_config.json
-            d = json.loads(f.read_text())
-            d.pop("image_processor", None)
-            f.write_text(json.dumps(d))
-    (folder / "preprocessor_config.json").write_text(json.dumps(QWEN25_VL_7B_PREPROCESSOR))
+    write_checkpoint_processor(tiny_processor(Params(), tokenizer), folder)
+    assert json.loads((folder / "preprocessor_config.json").read_text()) == {
+        "min_pixels": 3136, "max_pixels": 12845056, "patch_size": 14, "temporal_patch_size": 2, "merge_size": 2,
+        "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_std": [0.26862954, 0.26130258, 0.27577711],
+        "image_processor_type": "Qwen2VLImageProcessor", "processor_class": "Qwen2_5_VLProcessor"}
     return folder
 
 
@@ -59,7 +43,8 @@ DIAGRAM = Image.new("RGB", (2000, 1500), "white")
 
 def test_the_checkpoints_own_limit_is_what_a_folder_gives_alone(checkpoint_like):
     # without the run's params the shipped 12.8 M pixel cap applies: the diagram keeps its 3 M pixels
-    assert _tokens_of(load_processor(checkpoint_like), DIAGRAM) == round(2000 / 28) * round(1500 / 28)  # 71 x 54 = 3834 tokens
+    assert (_tokens_of(load_processor(checkpoint_like), DIAGRAM)
+        == round(2000 / 28) * round(1500 / 28))  # 71 x 54 = 3834 tokens
 
 
 @pytest.mark.parametrize("min_pixels, max_pixels", [(200704, 1003520), (3136, 50176), (1003520, 1003520)])

@@ -18,6 +18,20 @@ from pathlib import Path
 PATCH = 14  # Qwen2.5-VL: 14-pixel patches, 2x2 of them merged into one token
 MERGE = 2
 
+# preprocessor_config.json of Qwen/Qwen2.5-VL-7B-Instruct (and -3B-), key for key: what a real checkpoint
+# brings, for tests and benchmarks that cannot download it.
+QWEN25_VL_PREPROCESSOR = {
+    "min_pixels": 3136,
+    "max_pixels": 12845056,
+    "patch_size": 14,
+    "temporal_patch_size": 2,
+    "merge_size": 2,
+    "image_mean": [0.48145466, 0.4578275, 0.40821073],
+    "image_std": [0.26862954, 0.26130258, 0.27577711],
+    "image_processor_type": "Qwen2VLImageProcessor",
+    "processor_class": "Qwen2_5_VLProcessor",
+}
+
 
 class ProcessorSizeError(RuntimeError):
     """The loaded image processor does not resize to the run's limits (an unknown processor layout)."""
@@ -84,3 +98,20 @@ def image_tokens(width: int, height: int, model_params) -> int:
     """Tokens that one ``width`` x ``height`` image becomes at the run's limits."""
     w, h = resized_size(width, height, model_params)
     return (w // (PATCH * MERGE)) * (h // (PATCH * MERGE))
+
+
+def write_checkpoint_processor(processor, folder: str | Path) -> Path:
+    """Save ``processor`` to ``folder`` laid out as Qwen2.5-VL-7B-Instruct's: its image settings only in a
+    preprocessor_config.json equal to :data:`QWEN25_VL_PREPROCESSOR` (the tokenizer stays ``processor``'s)."""
+    import json
+
+    folder = Path(folder)
+    processor.save_pretrained(str(folder))
+    for name in ("processor_config.json",):
+        f = folder / name
+        if f.exists():  # newer transformers also nest the image processor here: keep the checkpoint's layout
+            d = json.loads(f.read_text())
+            d.pop("image_processor", None)
+            f.write_text(json.dumps(d, indent=2))
+    (folder / "preprocessor_config.json").write_text(json.dumps(QWEN25_VL_PREPROCESSOR, indent=2))
+    return folder
