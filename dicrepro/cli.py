@@ -20,6 +20,8 @@ examples:
   dicrepro synth --n 100 --out data/s1       # a stage-1 dataset without the notebooks
   dicrepro augment data/s1 --out data/s1aug  # + scanned/JPEG/page-context variants
   dicrepro metrics --pred pred.jsonl --ref ref.jsonl
+  dicrepro faithfulness --mermaid d.mmd --caption c.txt  # caption vs the diagram's graph
+  dicrepro structure --reference ref.mmd --prediction pred.mmd
   dicrepro caption docs/ --model runs/tiny/models/stage3 --out captions.jsonl
 """
 
@@ -256,6 +258,66 @@ def _add_harvest(sub) -> None:
     p.set_defaults(func=_cmd_harvest)
 
 
+def _cmd_faithfulness(a: argparse.Namespace) -> int:
+    from dicrepro.evaluate.graph_inputs import faithfulness_batch, faithfulness_files
+
+    if a.jsonl:
+        if a.mermaid or a.caption:
+            raise ValueError("give either --jsonl or --mermaid with --caption, not both")
+        out = faithfulness_batch(a.jsonl)
+        for b in out["bad_rows"]:
+            print(f"  BAD {b['error']}", file=sys.stderr)
+        print(json.dumps(out, ensure_ascii=False, indent=2))
+        return 0 if out["summary"]["scored"] else 2
+    if not (a.mermaid and a.caption):
+        raise ValueError("give --mermaid FILE.mmd and --caption FILE.txt (or --jsonl FILE)")
+    print(json.dumps(faithfulness_files(a.mermaid, a.caption), ensure_ascii=False, indent=2))
+    return 0
+
+
+def _cmd_structure(a: argparse.Namespace) -> int:
+    from dicrepro.evaluate.graph_inputs import structure_batch, structure_files
+
+    if a.jsonl:
+        if a.reference or a.prediction:
+            raise ValueError("give either --jsonl or --reference with --prediction, not both")
+        out = structure_batch(a.jsonl, threshold=a.threshold)
+        for b in out["bad_rows"]:
+            print(f"  BAD {b['error']}", file=sys.stderr)
+        print(json.dumps(out, ensure_ascii=False, indent=2))
+        return 0 if out["summary"]["n"] else 2
+    if not (a.reference and a.prediction):
+        raise ValueError("give --reference REF.mmd and --prediction PRED.mmd (or --jsonl FILE)")
+    print(json.dumps(structure_files(a.reference, a.prediction, threshold=a.threshold), ensure_ascii=False,
+                     indent=2))
+    return 0
+
+
+def _add_graph_eval(sub) -> None:
+    p = sub.add_parser("faithfulness", help="is a caption right about its diagram? scores against the graph (JSON)",
+                       description="Parses the Mermaid with mermaid.js's own parser and scores the caption "
+                                   "against its graph: label_recall, hallucination_rate and the hallucinated "
+                                   "spans, relation_recall, order_tau (values 0-1, null where a part does "
+                                   "not apply) and one score. --jsonl: rows {id, caption, mermaid | graph}; "
+                                   "bad rows are listed on stderr and counted. Exit 2 on bad input.")
+    p.add_argument("--mermaid", help="the diagram's Mermaid source (.mmd)")
+    p.add_argument("--caption", help="the caption (UTF-8 text)")
+    p.add_argument("--jsonl", help="batch: JSON lines {id, caption, mermaid or graph}")
+    p.set_defaults(func=_cmd_faithfulness)
+
+    p = sub.add_parser("structure", help="node, edge and triple F1 of a predicted Mermaid against a reference (JSON)",
+                       description="Both files are parsed with mermaid.js's own parser. F1 strict (exact "
+                                   "after normalisation) and relaxed (rapidfuzz ratio >= --threshold). A "
+                                   "prediction that does not parse scores parsed: false and zeros; a "
+                                   "reference that does not parse is an error (exit 2). --jsonl: rows "
+                                   "{id, reference, prediction}.")
+    p.add_argument("--reference", help="reference Mermaid (.mmd)")
+    p.add_argument("--prediction", help="predicted Mermaid (.mmd)")
+    p.add_argument("--jsonl", help="batch: JSON lines {id, reference, prediction}")
+    p.add_argument("--threshold", type=float, default=80.0, help="relaxed match: rapidfuzz ratio 0-100 (default 80)")
+    p.set_defaults(func=_cmd_structure)
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="dicrepro",
@@ -389,6 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_report)
 
     _add_harvest(sub)
+    _add_graph_eval(sub)
 
     p = sub.add_parser("check", help="validate a params file and exit")
     p.add_argument("params", type=_params_file, help="params YAML")
