@@ -226,6 +226,25 @@ class BaselineModel(_Strict):
         return v
 
 
+class JudgeParams(_Strict):
+    """An OpenAI-compatible LLM that grades captions against the diagram's Mermaid source
+    (dicrepro.evaluate.judge); off unless ``enabled``."""
+
+    enabled: bool = False
+    base_url: str | None = None
+    model: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: int = Field(4, ge=1)
+    timeout_s: float = Field(120.0, gt=0)
+    max_retries: int = Field(3, ge=0)
+
+    @model_validator(mode="after")
+    def _endpoint_when_enabled(self) -> JudgeParams:
+        if self.enabled and not (self.base_url and self.model):
+            raise ValueError("eval.judge.enabled needs eval.judge.base_url and eval.judge.model")
+        return self
+
+
 class EvalParams(_Strict):
     models: list[str] = ["base", "stage1", "stage2", "stage3"]
     baselines: list[BaselineModel] = []
@@ -233,6 +252,7 @@ class EvalParams(_Strict):
     max_new_tokens: int = Field(160, ge=1)
     batch_size: int = Field(8, ge=1)
     gallery_n: int = Field(6, ge=0)
+    judge: JudgeParams = JudgeParams()
 
 
 class Params(_Strict):
