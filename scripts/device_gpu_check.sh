@@ -1,25 +1,112 @@
 #!/usr/bin/env bash
-# The GPU half of issue 6, as one prepared run on a lent GPU machine (the `device` tool; see docs/benchmarks.md).
-# Here, first:   bash scripts/fetch_gpu_wheels.sh                     (trl, datasets, pydantic, unsloth, bitsandbytes -> .whl/)
-#                .venv/bin/python bench/sft_backends.py --prepare .bench   (64 stage-1 rows + the tiny processor -> .bench/)
-# There:         run(command="bash scripts/device_gpu_check.sh", carry=[".whl", ".bench"], timeout_s=600)
-# Writes to $OUT: nvidia-smi.txt, pip.txt, gpu_tests.log, sft_bench.log, sft_bench.json.
-# SHAPE (7b), STEPS (6), WARMUP (2), GRAD_ACCUM (4) and VARIANTS (hf-qlora,unsloth-qlora) tune the benchmark
-# to the time left; the GPU tests come first because they are the cheaper proof that both paths train.
+# The GPU checks, as one prepared command on a lent GPU machine (the `device` tool; docs/benchmarks.md):
+#   here:   bash scripts/fetch_gpu_wheels.sh      (trl, datasets, pydantic, unsloth, bitsandbytes, ... -> .whl/)
+#   there:  run(command="bash scripts/device_gpu_check.sh", carry=[".whl"], timeout_s=600)
+# Steps, each under its own timeout (TIMEOUT_<step> overrides one), together at most BUDGET (500) seconds:
+#   wheels             install .whl/ into /tmp/site; nvidia-smi; library versions
+#   gpu_hf             tests/test_gpu_hf.py: the hf backend in 4-bit, in a process without unsloth
+#   gpu_unsloth        tests/test_gpu_unsloth.py: the unsloth backend, both collators
+#   bench_build        bench/sft_backends.py --paper --build-only: random-init Qwen2.5-VL-7B shape + paper-sized rows
+#   bench_hf_qlora     the benchmark's hf-qlora variant on them       } one run: same model, rows and settings,
+#   bench_unsloth      the benchmark's unsloth-qlora variant on them  } each appended to sft_bench.jsonl
+#   bench_table        the comparison table of the rows measured so far
+# Each step's result is appended to $STATE/results.jsonl the moment it ends ({"step", "status": ok | failed |
+# timeout | deferred, "rc", "seconds", "timeout_s", "log"}) and copied to $OUT with its log, so a call cut short
+# still returns every finished step. A second call skips the steps that ended ok or failed and runs the rest
+# (timed out, deferred, or cut by the end of the call); a step that no longer fits the time left of BUDGET
+# is deferred to the next call. RERUN=all (or a step name) runs finished steps again.
+# STEPS (4), WARMUP (1), GRAD_ACCUM (4), ROWS (48) size the benchmark. STEPS_FILE=path replaces the steps with
+# lines "name timeout_s command" (tests/test_device_check.py tests the machinery so, on CPU); LIST=1 prints
+# the steps as JSON lines and exits.
 set -uo pipefail
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-SHAPE=${SHAPE:-7b}; STEPS=${STEPS:-6}; WARMUP=${WARMUP:-2}; GRAD_ACCUM=${GRAD_ACCUM:-4}
-VARIANTS=${VARIANTS:-hf-qlora,unsloth-qlora}
-PY=python3
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-  || { echo "wheel install failed" >&2; exit 1; }
-export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false \
-  UNSLOTH_COMPILE_LOCATION=/tmp/unsloth_compiled_cache
-nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1
-$PY -m pip list 2>/dev/null | grep -i -E "^(torch|transformers|trl|peft|accelerate|datasets|unsloth|unsloth.zoo|bitsandbytes) " > "$OUT/pip.txt"
-cat "$OUT/pip.txt"
-# -p no:cacheprovider: nothing to keep between runs on a machine that is given back
-timeout 240 $PY -m pytest -q -p no:cacheprovider -m gpu tests/test_gpu.py 2>&1 | tee "$OUT/gpu_tests.log" | tail -25
-timeout 420 $PY bench/sft_backends.py --shape "$SHAPE" --processor .bench/processor --data .bench/data \
-  --params params/paper.yaml --steps "$STEPS" --warmup "$WARMUP" --grad-accum "$GRAD_ACCUM" \
-  --variants "$VARIANTS" --work /tmp/bench --out "$OUT/sft_bench.json" 2>&1 | tee "$OUT/sft_bench.log" | tail -30
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/out}; STATE=${STATE:-/tmp/dicrepro-gpu-check}; BUDGET=${BUDGET:-500}
+STEPS=${STEPS:-4}; WARMUP=${WARMUP:-1}; GRAD_ACCUM=${GRAD_ACCUM:-4}; ROWS=${ROWS:-48}; RERUN=${RERUN:-}
+mkdir -p "$OUT" "$STATE/logs"
+RESULTS=$STATE/results.jsonl
+T0=$(date +%s.%N)
+
+export PYTHONPATH=/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH} HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 \
+  TOKENIZERS_PARALLELISM=false UNSLOTH_COMPILE_LOCATION=/tmp/unsloth_compiled_cache
+BENCH="python3 bench/sft_backends.py --paper --rows $ROWS --work $STATE/bench --steps $STEPS --warmup $WARMUP \
+--grad-accum $GRAD_ACCUM --jsonl $STATE/sft_bench.jsonl"
+# name  timeout_s  command     (one per line; the timeouts add up to at most BUDGET)
+default_steps() {
+  cat <<EOF
+wheels 40 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && nvidia-smi && python3 -m pip list 2>/dev/null | grep -i -E '^(torch|transformers|trl|peft|accelerate|datasets|unsloth|unsloth.zoo|bitsandbytes) '
+gpu_hf 90 python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_gpu_hf.py
+gpu_unsloth 120 python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_gpu_unsloth.py
+bench_build 75 $BENCH --build-only
+bench_hf_qlora 85 $BENCH --variants hf-qlora
+bench_unsloth 80 $BENCH --variants unsloth-qlora
+bench_table 10 python3 -c "import json, sys; sys.path.insert(0, 'bench'); from sft_backends import table; rows = [json.loads(x) for x in open('$STATE/sft_bench.jsonl')]; print(table(rows, 'hf-qlora'))"
+EOF
+}
+steps() { if [[ -n ${STEPS_FILE:-} ]]; then grep -v -E '^\s*(#|$)' "$STEPS_FILE"; else default_steps; fi; }
+
+# timeout of a step: TIMEOUT_<name> if set, else the step list's
+step_timeout() { local v="TIMEOUT_$1"; echo "${!v:-$2}"; }
+
+total=0
+while read -r name t _; do total=$((total + $(step_timeout "$name" "$t"))); done < <(steps)
+if [[ -n ${LIST:-} ]]; then
+  steps | while read -r name t cmd; do
+    python3 -c 'import json, sys; print(json.dumps({"step": sys.argv[1], "timeout_s": int(sys.argv[2]), "command": sys.argv[3]}))' \
+      "$name" "$(step_timeout "$name" "$t")" "$cmd"
+  done
+  exit 0
+fi
+if ((total > BUDGET)); then
+  echo "error: the steps' timeouts add up to ${total} s, more than BUDGET ${BUDGET} s" >&2; exit 2
+fi
+
+record() {  # record STEP STATUS RC SECONDS TIMEOUT: one JSON line, appended as the step ends
+  python3 - "$RESULTS" "$@" <<'EOF'
+import json, sys, time
+path, step, status, rc, seconds, timeout = sys.argv[1:7]
+line = {"step": step, "status": status, "rc": int(rc), "seconds": round(float(seconds), 1),
+        "timeout_s": int(timeout), "log": f"{step}.log", "ended": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+with open(path, "a", encoding="utf-8") as f:
+    f.write(json.dumps(line) + "\n")
+print(json.dumps(line))
+EOF
+}
+finished() {  # finished STEP: did an earlier call end it ok or failed?
+  [[ -f $RESULTS ]] || return 1
+  [[ $RERUN == all || $RERUN == "$1" ]] && return 1
+  python3 - "$RESULTS" "$1" <<'EOF'
+import json, sys
+last = None
+for line in open(sys.argv[1], encoding="utf-8"):
+    r = json.loads(line)
+    if r["step"] == sys.argv[2]:
+        last = r["status"]
+sys.exit(0 if last in ("ok", "failed") else 1)
+EOF
+}
+publish() { cp -f "$STATE"/*.jsonl "$STATE"/logs/*.log "$OUT"/ 2>/dev/null || true; }
+
+while read -r name t cmd; do
+  t=$(step_timeout "$name" "$t")
+  if finished "$name"; then echo "== $name: done in an earlier call, skipped"; continue; fi
+  left=$(python3 -c "import time; print(int($BUDGET - (time.time() - $T0)))")
+  if ((left < t)); then
+    record "$name" deferred 0 0 "$t" >/dev/null
+    echo "== $name: deferred (${left} s left of BUDGET ${BUDGET} s, it may take ${t} s): call again to continue"
+    publish; exit 0
+  fi
+  echo "== $name (timeout ${t} s)"
+  s0=$(date +%s.%N)
+  timeout --kill-after=5 "$t" bash -c "$cmd" > "$STATE/logs/$name.log" 2>&1 < /dev/null
+  rc=$?
+  secs=$(python3 -c "import time; print(time.time() - $s0)")
+  case $rc in
+    0) status=ok ;;
+    124|137) status=timeout ;;
+    *) status=failed ;;
+  esac
+  tail -n 15 "$STATE/logs/$name.log"
+  record "$name" "$status" "$rc" "$secs" "$t"
+  publish
+done < <(steps)
+echo "== all steps ended; results in $OUT/results.jsonl"
