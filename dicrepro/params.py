@@ -10,7 +10,8 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_serializer,
+                      model_validator)
 
 from dicrepro.paths import resolve
 from dicrepro.safe_yaml import YamlError, load_yaml
@@ -96,6 +97,38 @@ class RenderParams(_Strict):
     themes: list[str] = ["default", "neutral", "forest", "base", "dark"]
 
 
+class RealismParams(_Strict):
+    """Knobs that make synthesized diagrams as rich as hand-written ICT docs (../shared/REALISM.md, measured
+    by ``dicrepro realism``). Every default keeps the plain synthesizer; params/paper.yaml turns them on."""
+
+    # Draw weights of stage1.diagram_types ({} = every listed type equally); a listed type missing here
+    # keeps weight 0 only if other_types_weight is 0.
+    type_weights: dict[DiagramType, float] = {}
+    other_types_weight: float = Field(0.0, ge=0)
+    # sequence: share of diagrams with alt/opt/loop/par blocks, with a block nested in another, with
+    # notes, with activations, with self-messages; autonumber share (null: the sampler's own draw)
+    block_p: float = Field(0.0, ge=0, le=1)
+    nested_block_p: float = Field(0.0, ge=0, le=1)
+    note_p: float = Field(0.0, ge=0, le=1)
+    activation_p: float = Field(0.0, ge=0, le=1)
+    self_message_p: float = Field(0.0, ge=0, le=1)
+    autonumber_p: float | None = Field(None, ge=0, le=1)
+    # flowchart: share with subgraphs, with a subgraph nested in another, with classDef styling
+    subgraph_p: float = Field(0.0, ge=0, le=1)
+    nested_subgraph_p: float = Field(0.0, ge=0, le=1)
+    class_def_p: float = Field(0.0, ge=0, le=1)
+    # flowchart/sequence: share of diagrams whose long labels are written over two lines (<br/>)
+    line_break_p: float = Field(0.0, ge=0, le=1)
+    # labels: share of diagrams that name participants/steps in their long form (full names, qualifiers)
+    long_label_p: float = Field(0.0, ge=0, le=1)
+    # state: share of diagrams with a composite state
+    composite_state_p: float = Field(0.0, ge=0, le=1)
+
+    @property
+    def active(self) -> bool:
+        return self != RealismParams()
+
+
 class Stage1Params(_Strict):
     n: int = Field(300, ge=1)
     test_n: int = Field(40, ge=0)
@@ -104,6 +137,15 @@ class Stage1Params(_Strict):
     languages: dict[str, float] = {"en": 0.8, "zh": 0.2}
     min_elements: int = Field(3, ge=2)
     max_elements: int = Field(12, ge=2)
+    # null: the plain synthesizer (and a params dump without this key, so older runs stay up to date)
+    realism: RealismParams | None = None
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        out = handler(self)
+        if self.realism is None:
+            out.pop("realism", None)
+        return out
 
     @model_validator(mode="after")
     def _elements_range(self) -> Stage1Params:

@@ -18,6 +18,7 @@ import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from datasets import Dataset, DatasetDict, Features, Image, Value, concatenate_datasets, load_from_disk
 from dicrepro.progress import tqdm
@@ -25,6 +26,7 @@ from dicrepro.progress import tqdm
 from dicrepro.atomic import append_jsonl, replace_dir_atomic, save_dataset_atomic, write_json_atomic
 from dicrepro.diagrams.graph import Diagram
 from dicrepro.diagrams.sample import render_config, sample_diagram, to_mermaid, topics_for
+from dicrepro.diagrams.sample_realism import enrich
 from dicrepro.outputs import claim_output
 from dicrepro.text.describe import caption_prompt, describe
 
@@ -69,6 +71,8 @@ class SynthSpec:
     shard_size: int = 64
     # Seeded image post-processing (realism: page context, scan noise, JPEG); None keeps clean renders.
     augment: Callable[[bytes, random.Random], bytes] | None = None
+    # Type weights and the constructs of hand-written diagrams (dicrepro.params.RealismParams); None: plain.
+    realism: Any = None
 
 
 def sample_seed(seed: int, stream: str, index: int) -> int:
@@ -101,13 +105,19 @@ def plan_sample(spec: SynthSpec, index: int) -> dict:
     """Everything about sample ``index`` except its pixels: graph, Mermaid, texts, split."""
     s = sample_seed(spec.seed, f"{spec.domain}/{spec.id_prefix}", index)
     rng = random.Random(s)
-    dtype = rng.choice(list(spec.diagram_types))
+    knobs = spec.realism
+    if knobs is not None and knobs.type_weights:
+        dtype = _weighted(rng, {t: knobs.type_weights.get(t, knobs.other_types_weight) for t in spec.diagram_types})
+    else:
+        dtype = rng.choice(list(spec.diagram_types))
     language = _weighted(rng, spec.languages)
     lo = feasible_min_elements(dtype, spec.domain, spec.min_elements)
     diagram: Diagram = sample_diagram(
         rng, dtype, domain=spec.domain, language=language,
         min_elements=lo, max_elements=max(lo, spec.max_elements),
     )
+    if knobs is not None and knobs.active:  # its own stream: the plain draws above stay as they were
+        enrich(random.Random(s ^ 0x7EA115), diagram, knobs, spec.domain)
     views = describe(diagram, rng, style=spec.style)
     prompt = caption_prompt(language, rng)
     return {
@@ -181,8 +191,10 @@ def _synthesize(spec: SynthSpec, out_dir: Path, renderer, progress: bool) -> Dat
     work = out_dir.with_name(f".{out_dir.name}.shards")
     work.mkdir(parents=True, exist_ok=True)
     errors_path = out_dir.with_name(f"{out_dir.name}_errors.jsonl")
-    spec_token = json.dumps({k: v for k, v in spec.__dict__.items() if k != "augment"}, sort_keys=True,
-                            default=str) + f"|augment={getattr(spec.augment, '__name__', None)}"
+    fields = {k: v for k, v in spec.__dict__.items() if k not in ("augment", "realism")}
+    if spec.realism is not None:  # absent when None: a plain run's bytes (fingerprints) stay as they were
+        fields["realism"] = spec.realism.model_dump(mode="json")
+    spec_token = json.dumps(fields, sort_keys=True, default=str) + f"|augment={getattr(spec.augment, '__name__', None)}"
     meta_path = work / "spec.json"
     if meta_path.exists() and json.loads(meta_path.read_text())["token"] != spec_token:
         log.info("params changed since the unfinished run in %s: starting over", work)
@@ -234,7 +246,7 @@ def stage1_spec(params) -> SynthSpec:
     p = params.stage1
     return SynthSpec(n=p.n, test_n=p.test_n, seed=params.seed, domain="ict",
                      diagram_types=tuple(p.diagram_types), languages=dict(p.languages),
-                     min_elements=p.min_elements, max_elements=p.max_elements, id_prefix="s1")
+                     min_elements=p.min_elements, max_elements=p.max_elements, id_prefix="s1", realism=p.realism)
 
 
 def pretrain_spec(params) -> SynthSpec:
@@ -243,4 +255,4 @@ def pretrain_spec(params) -> SynthSpec:
     return SynthSpec(n=params.model.tiny.pretrain_samples, test_n=0, seed=params.seed, domain="general",
                      diagram_types=tuple(p.diagram_types), languages=dict(p.languages),
                      min_elements=p.min_elements, max_elements=p.max_elements, source="general",
-                     id_prefix="g")
+                     id_prefix="g", realism=p.realism)

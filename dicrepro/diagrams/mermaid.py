@@ -66,26 +66,61 @@ DEFAULT_SHAPE = {"process": "rect", "default": "rect", "decision": "rhombus", "s
 ARROWS = {"solid": "-->", "dotted": "-.->", "thick": "==>"}
 
 
-def _node_decl(n: Node, nid: str, shapes: dict[str, str]) -> str:
+def two_lines(escaped: str, on: bool, min_len: int = 22) -> str:
+    """An escaped label with ``<br/>`` at the space nearest its middle when ``on`` and it is long: drawn
+    over two lines, read back (``parse.decode``) as the same one-line label."""
+    if not on or len(escaped) < min_len or " " not in escaped:
+        return escaped
+    spaces = [i for i, c in enumerate(escaped) if c == " "]
+    k = min(spaces, key=lambda i: abs(i - len(escaped) / 2))
+    return escaped[:k] + "<br/>" + escaped[k + 1:]
+
+
+def _node_decl(n: Node, nid: str, shapes: dict[str, str], breaks: bool = False) -> str:
     shape = shapes.get(n.kind) or DEFAULT_SHAPE.get(n.kind, "rect")
-    return nid + SHAPES[shape].format(esc(n.label))
+    return nid + SHAPES[shape].format(two_lines(esc(n.label), breaks))
+
+
+_CLASS_DEFS = {"decision": "fill:#fff4ce,stroke:#b58900", "terminal": "fill:#e6f4ea,stroke:#1e8e3e",
+               "store": "fill:#e8f0fe,stroke:#1a73e8"}
 
 
 def _flowchart(d: Diagram) -> str:
     ids, shapes = _ids(d), d.meta.get("shapes", {})
+    breaks = bool(d.meta.get("label_breaks"))
     lines = [f"flowchart {d.meta.get('direction', 'TD')}"]
     grouped = {m for g in d.groups for m in g.members}
     for n in d.nodes:
         if n.id not in grouped:
-            lines.append("  " + _node_decl(n, ids[n.id], shapes))
+            lines.append("  " + _node_decl(n, ids[n.id], shapes, breaks))
+    parents = d.meta.get("group_parents", {})
+    index = {g.id: i for i, g in enumerate(d.groups)}
+
+    def subgraph(i: int, depth: int) -> None:  # nested subgraphs inside their parent's block
+        g, pad = d.groups[i], "  " * depth
+        lines.append(f"{pad}subgraph g{i}[{q(g.label)}]")
+        lines.extend(pad + "  " + _node_decl(d.node(m), ids[m], shapes, breaks) for m in g.members)
+        for c in d.groups:
+            if parents.get(c.id) == g.id:
+                subgraph(index[c.id], depth + 1)
+        lines.append(f"{pad}end")
+
     for i, g in enumerate(d.groups):
-        lines.append(f"  subgraph g{i}[{q(g.label)}]")
-        lines += ["    " + _node_decl(d.node(m), ids[m], shapes) for m in g.members]
-        lines.append("  end")
+        if g.id not in parents:
+            subgraph(i, 1)
     arrow = ARROWS[d.meta.get("edge_style", "solid")]
     for e in d.edges:
         label = f"|{q(e.label)}|" if e.label else ""
         lines.append(f"  {ids[e.src]} {arrow}{label} {ids[e.dst]}")
+    if d.meta.get("class_defs"):
+        kinds = {"decision": "decision", "start": "terminal", "end": "terminal", "database": "store"}
+        members: dict[str, list[str]] = {}
+        for n in d.nodes:
+            if n.kind in kinds:
+                members.setdefault(kinds[n.kind], []).append(ids[n.id])
+        for cls, nids in members.items():
+            lines.append(f"  classDef {cls} {_CLASS_DEFS[cls]}")
+            lines.append(f"  class {','.join(nids)} {cls}")
     return "\n".join(lines)
 
 
@@ -148,6 +183,22 @@ def _sequence(d: Diagram) -> str:
     # Phases are contiguous runs of message indices (the sampler guarantees it); drawn as a tinted
     # rect with a note naming the phase over the participants it spans.
     starts = {min(int(m) for m in g.members): g for g in d.groups if g.members}
+    # Blocks (alt/opt/loop/par, parents first), notes and activations of sample_realism / parse.
+    blocks = d.meta.get("blocks", [])
+    opens: dict[int, list[str]] = {}
+    closes: dict[int, int] = {}
+    for b in blocks:
+        for k, br in enumerate(b["branches"]):
+            word = b["kind"] if k == 0 else _NEXT_BRANCH.get(b["kind"], "else")
+            cond = f" {bare(br['condition'])}" if br["condition"] else ""
+            opens.setdefault(min(br["messages"]), []).append(word + cond)
+        last = max(b["branches"][-1]["messages"])
+        closes[last] = closes.get(last, 0) + 1
+    notes: dict[int, list[dict]] = {}
+    for nt in d.meta.get("notes", []):
+        notes.setdefault(int(nt["after"]), []).append(nt)
+    acts = d.meta.get("activations", [])
+    breaks = bool(d.meta.get("label_breaks"))
     open_until = -1
     for i, e in enumerate(edges):
         if i in starts:
@@ -159,12 +210,26 @@ def _sequence(d: Diagram) -> str:
             over = ids[order[0]] if len(order) == 1 else f"{ids[order[0]]},{ids[order[-1]]}"
             lines.append(f"  Note over {over}: {bare(g.label)}")
             open_until = members[-1]
+        lines.extend(f"  {line}" for line in opens.get(i, []))
+        lines.extend(_seq_note(nt, ids, breaks) for nt in notes.get(i, []))
         arrow = SEQ_ARROWS.get(e.kind, "->>")
-        lines.append(f"  {ids[e.src]}{arrow}{ids[e.dst]}: {bare(e.label)}")
+        lines.append(f"  {ids[e.src]}{arrow}{ids[e.dst]}: {two_lines(bare(e.label), breaks, 30)}")
+        lines.extend(f"  activate {ids[a[0]]}" for a in acts if a[1] == i)
+        lines.extend(f"  deactivate {ids[a[0]]}" for a in acts if a[2] == i)
+        lines.extend(["  end"] * closes.get(i, 0))
         if i == open_until:
             lines.append("  end")
             open_until = -1
+    lines.extend(_seq_note(nt, ids, breaks) for k, ns in notes.items() if k >= len(edges) for nt in ns)
     return "\n".join(lines)
+
+
+_NEXT_BRANCH = {"alt": "else", "par": "and", "critical": "option"}
+
+
+def _seq_note(nt: dict, ids: dict[str, str], breaks: bool) -> str:
+    where = ",".join(ids[x] for x in nt["over"])
+    return f"  Note {nt.get('position', 'over')} {where}: {two_lines(bare(nt['text']), breaks)}"
 
 
 # --- state -------------------------------------------------------------------------------------------

@@ -62,6 +62,9 @@ def diagram_labels(diagram: Diagram) -> list[str]:
             out += [str(f[1]) for f in n.attrs.get("fields", []) if len(f) > 1]
     out += [e.label for e in diagram.ordered_edges()]
     out += [g.label for g in diagram.groups]
+    # conditions of sequence blocks and the text of notes are drawn too (sample_realism / parse)
+    out += [br.get("condition", "") for b in diagram.meta.get("blocks", []) for br in b.get("branches", [])]
+    out += [nt.get("text", "") for nt in diagram.meta.get("notes", [])]
     seen: set[str] = set()
     return [x for x in out if x.strip() and not (x in seen or seen.add(x))]
 

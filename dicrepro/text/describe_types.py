@@ -89,8 +89,12 @@ def _sequence(d: Diagram, say: Say) -> Built:
             if str(m).isdigit():
                 msg_group.setdefault(int(m), gi)
     index = {id(e): k for k, e in enumerate(d.edges)}
-    detail = []
+    detail, owners = [], []
+    before = _block_sentences(d, say)
     for i, e in enumerate(d.ordered_edges(), start=1):
+        for text, ids in before.get(i - 1, []):  # blocks opening and notes placed before this message
+            detail.append(Sentence(text, ids, msg_group.get(index[id(e)])))
+            owners.append({e.src})
         a, b = _lab(d, e.src), _lab(d, e.dst)
         if e.src == e.dst:
             key = "msg_self"
@@ -101,13 +105,49 @@ def _sequence(d: Diagram, say: Say) -> Built:
         else:
             key = "x_request" if say.expert else "msg"
         detail.append(Sentence(say(key, a=a, b=b, m=e.label, i=i), {e.src, e.dst}, msg_group.get(index[id(e)])))
+        owners.append({e.src})
+    for text, ids in before.get(len(d.edges), []):
+        detail.append(Sentence(text, ids))
+        owners.append(ids)
     senders = []
     for e in d.ordered_edges():
         if e.src not in senders:
             senders.append(e.src)
-    sections = _units(d, say, detail, senders, say.type_info("sequence")[3],
-                      owners=[{e.src} for e in d.ordered_edges()])
+    sections = _units(d, say, detail, senders, say.type_info("sequence")[3], owners=owners)
     return detail, sections, [_lab(d, n.id) for n in d.nodes]
+
+
+def _block_sentences(d: Diagram, say: Say) -> dict[int, list[tuple[str, set[str]]]]:
+    """Sentences to say before message k (0-based): each block branch opening there (its condition; for a
+    loop, how many messages it repeats), then each note placed there. Empty without blocks and notes."""
+    out: dict[int, list[tuple[str, set[str]]]] = {}
+    edges = d.ordered_edges()
+    for b in d.meta.get("blocks", []):
+        for k, br in enumerate(b.get("branches", [])):
+            msgs = [int(m) for m in br.get("messages", []) if 0 <= int(m) < len(edges)]
+            if not msgs:
+                continue
+            c, kind = br.get("condition", ""), b.get("kind", "")
+            ids = {x for m in msgs for x in (edges[m].src, edges[m].dst)}
+            if kind == "alt":
+                key = "blk_alt" if k == 0 else ("blk_else" if c else "blk_else_plain")
+            elif kind == "par":
+                key = "blk_par" if k == 0 else "blk_and"
+            elif kind in ("loop", "opt") and k == 0:
+                key = f"blk_{kind}"
+            elif kind == "rect" and not c:
+                continue  # a tinted background says nothing
+            else:
+                key = "blk_other"
+            n = len(msgs)
+            count = (f"{n}条消息" if say.lang == "zh" else ("message" if n == 1 else f"{n} messages"))
+            out.setdefault(min(msgs), []).append((say(key, c=c, n=count, k=kind), ids))
+    for nt in d.meta.get("notes", []):
+        names = [_lab(d, x) for x in nt.get("over", []) if any(n.id == x for n in d.nodes)]
+        after = min(int(nt.get("after", 0)), len(edges))
+        out.setdefault(after, []).append((say("note", a=say.join(names), t=nt.get("text", "")),
+                                          set(nt.get("over", []))))
+    return out
 
 
 def _state(d: Diagram, say: Say) -> Built:

@@ -422,6 +422,70 @@ P = {
         "This sequence of steps is what makes {topic} reliable.",
         "In practice, each element contributes to a working {topic}.",
     ],
+    # ---- detail: sequence blocks and notes (sample_realism / parse: meta["blocks"], meta["notes"]) ------
+    "blk_alt": [
+        "Only if \"{c}\" holds does the following happen:",
+        "When \"{c}\" is the case:",
+        "The flow branches here; in the case \"{c}\":",
+        "Under the condition \"{c}\":",
+        "If \"{c}\", then:",
+    ],
+    "blk_else": [
+        "Otherwise, in the case \"{c}\":",
+        "In the alternative case \"{c}\":",
+        "If instead \"{c}\":",
+        "The other branch, \"{c}\", goes as follows:",
+        "When \"{c}\" applies instead:",
+    ],
+    "blk_else_plain": [
+        "Otherwise:",
+        "In every other case:",
+        "If not:",
+        "In the alternative branch:",
+        "Failing that:",
+    ],
+    "blk_opt": [
+        "Optionally, only if \"{c}\":",
+        "The next step is optional and happens only if \"{c}\":",
+        "Only when \"{c}\" does this optional part run:",
+        "As an option, under \"{c}\":",
+        "If \"{c}\", this optional part follows:",
+    ],
+    "blk_loop": [
+        "Here a loop, \"{c}\", repeats the next {n}:",
+        "Repeatedly (\"{c}\"), the diagram loops over the next {n}:",
+        "What follows is a loop, \"{c}\", over the next {n}:",
+        "The loop \"{c}\" covers the next {n}:",
+        "In a loop governed by \"{c}\", it repeats the next {n}:",
+    ],
+    "blk_par": [
+        "In parallel, branch \"{c}\":",
+        "Several branches run at the same time; first \"{c}\":",
+        "Concurrently, in branch \"{c}\":",
+        "At the same time, for \"{c}\":",
+        "In a parallel block, branch \"{c}\":",
+    ],
+    "blk_and": [
+        "And in parallel, branch \"{c}\":",
+        "Meanwhile, branch \"{c}\":",
+        "At the same time, branch \"{c}\":",
+        "Concurrently, \"{c}\":",
+        "Alongside it, branch \"{c}\":",
+    ],
+    "blk_other": [
+        "Here a {k} block (\"{c}\") covers the next steps:",
+        "The next steps form a {k} block: \"{c}\".",
+        "Inside a {k} block, \"{c}\":",
+        "Grouped as {k} (\"{c}\"):",
+        "Marked {k}, \"{c}\":",
+    ],
+    "note": [
+        "There is a note at {a}: \"{t}\".",
+        "Beside {a}, a note reads \"{t}\".",
+        "Next to {a}, a note explains: \"{t}\".",
+        "The diagram annotates {a} with \"{t}\".",
+        "Note on {a}: \"{t}\".",
+    ],
 }
 
 WORDS = {

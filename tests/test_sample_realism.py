@@ -1,0 +1,100 @@
+"""Realism knobs: sequence blocks (alt/else, loop, opt, par, nested), notes, activations, self-messages;
+flowchart nested subgraphs and classDef; two-line labels. Written as Mermaid, parsed back by mermaid.js to
+the same graph; described (conditions, loops, notes) and gated; off by default (plain samples unchanged)."""
+
+import random
+
+import pytest
+
+from dicrepro.data.synth import SynthSpec, plan_sample
+from dicrepro.diagrams.graph import Diagram
+from dicrepro.diagrams.mermaid import to_mermaid
+from dicrepro.diagrams.parse import parse_mermaid
+from dicrepro.diagrams.render import MermaidRenderer
+from dicrepro.diagrams.sample import sample_diagram
+from dicrepro.diagrams.sample_realism import enrich
+from dicrepro.params import RealismParams
+from dicrepro.text.describe import describe
+from dicrepro.text.gate import check_faithful
+
+RICH = RealismParams(block_p=1, nested_block_p=0.5, note_p=1, activation_p=1, self_message_p=0.7,
+                     autonumber_p=0.2, subgraph_p=1, nested_subgraph_p=0.6, class_def_p=0.5, line_break_p=0.5,
+                     long_label_p=0.5)
+
+
+def rich(dtype: str, seed: int) -> Diagram:
+    d = sample_diagram(random.Random(seed), dtype, language="zh" if seed % 3 == 0 else "en",
+                       min_elements=3, max_elements=16)
+    return enrich(random.Random(seed), d, RICH)
+
+
+def by_labels(d: Diagram):
+    """What must survive Mermaid and back: labels, ordered messages, blocks, notes, nesting of groups."""
+    lab = {n.id: n.label for n in d.nodes}
+    glab = {g.id: g.label for g in d.groups}
+    return {
+        "nodes": sorted(lab.values()),
+        "edges": [(lab[e.src], lab[e.dst], e.label) for e in d.ordered_edges()],
+        "groups": sorted((g.label, sorted(lab[m] if m in lab else m for m in g.members)) for g in d.groups),
+        "blocks": [(b["kind"], b["parent"], [(br["condition"], br["messages"]) for br in b["branches"]])
+                   for b in d.meta.get("blocks", [])],
+        "notes": [(n["text"], [lab[x] for x in n["over"]], n["position"], n["after"]) for n in d.meta.get("notes", [])],
+        "nesting": {glab[c]: glab[p] for c, p in d.meta.get("group_parents", {}).items()},
+    }
+
+
+@pytest.fixture(scope="module")
+def renderer():
+    with MermaidRenderer(workers=1, progress=False) as r:
+        yield r
+
+
+@pytest.mark.parametrize("dtype", ["sequence", "flowchart"])
+def test_rich_diagrams_round_trip_through_mermaid(renderer, dtype):
+    diagrams = [rich(dtype, seed) for seed in range(30)]
+    if dtype == "sequence":
+        assert sum(bool(d.meta.get("blocks")) for d in diagrams) >= 25
+        assert any(b["parent"] is not None for d in diagrams for b in d.meta.get("blocks", []))
+        assert any(e.src == e.dst for d in diagrams for e in d.edges)
+        assert {b["kind"] for d in diagrams for b in d.meta.get("blocks", [])} >= {"alt", "loop", "opt"}
+    else:
+        assert sum(bool(d.meta.get("group_parents")) for d in diagrams) >= 8
+    sources = [to_mermaid(d) for d in diagrams]
+    for d, src, res in zip(diagrams, sources, parse_mermaid(sources, renderer=renderer)):
+        assert res.ok, (res.error, src)
+        assert by_labels(res.diagram) == by_labels(d), src
+    assert all(r.ok for r in renderer.render_batch(sources, progress=False))
+
+
+def test_descriptions_say_conditions_loops_and_notes_and_pass_the_gate():
+    d = rich("sequence", 4)
+    d.meta["blocks"] = [{"kind": "loop", "parent": None, "branches": [{"condition": "Retry up to 3 times",
+                                                                       "messages": [0, 1]}]},
+                        {"kind": "alt", "parent": 0, "branches": [{"condition": "Token valid", "messages": [1]},
+                                                                  {"condition": "Expired", "messages": [2]}]}]
+    d.meta["notes"] = [{"text": "Idempotent: a retry reuses the same key", "over": [d.edges[0].src],
+                        "position": "right of", "after": 1}]
+    for seed in range(5):
+        text = describe(d, random.Random(seed))["description"]
+        assert '"Retry up to 3 times"' in text and '"Token valid"' in text and '"Expired"' in text
+        assert '"Idempotent: a retry reuses the same key"' in text
+        assert text.index("Retry up to 3 times") < text.index("Token valid") < text.index("Expired")
+        assert check_faithful(d, text).ok
+        # a description that drops the else branch's condition is caught
+        assert not check_faithful(d, text.replace('"Expired"', '""')).ok
+    zh = rich("sequence", 3)
+    text = describe(zh, random.Random(0))["description"]
+    assert all(br["condition"] in text for b in zh.meta.get("blocks", []) for br in b["branches"])
+    assert check_faithful(zh, text).ok
+
+
+def test_off_by_default_and_on_in_its_own_stream():
+    plain = SynthSpec(n=6, diagram_types=("sequence", "flowchart", "pie"))
+    off = SynthSpec(n=6, diagram_types=("sequence", "flowchart", "pie"), realism=RealismParams())
+    assert [plan_sample(plain, i) for i in range(6)] == [plan_sample(off, i) for i in range(6)]
+    weighted = SynthSpec(n=40, diagram_types=("sequence", "flowchart", "pie"),
+                         realism=RealismParams(type_weights={"sequence": 1.0}, block_p=1.0))
+    plans = [plan_sample(weighted, i) for i in range(40)]
+    assert {p["diagram_type"] for p in plans} == {"sequence"}
+    assert sum("alt " in p["mermaid"] or "loop " in p["mermaid"] or "opt " in p["mermaid"]
+               or "par " in p["mermaid"] for p in plans) >= 30
