@@ -476,6 +476,17 @@ def error_message(e: BaseException) -> tuple[int, str]:
     return 1, f"internal error ({type(e).__name__}: {first}); rerun with -v for the traceback"
 
 
+def _close_progress_bars() -> None:
+    """Finish the line of any progress bar an interrupt left open, so the message gets its own line."""
+    try:
+        from tqdm import tqdm
+
+        for bar in list(getattr(tqdm, "_instances", ())):
+            bar.close()
+    except Exception:  # noqa: BLE001 - cosmetics must never hide the interrupt
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
@@ -483,6 +494,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except KeyboardInterrupt:
+        _close_progress_bars()
         print("interrupted (a rerun resumes where this one stopped)", file=sys.stderr)
         return 130
     except Exception as e:  # noqa: BLE001 - the user gets one line, the traceback only with -v

@@ -408,7 +408,7 @@ def _root_paths(raw: dict) -> None:
         for k, v in items:
             if rest:
                 visit(v, rest)
-            elif isinstance(v, (str, Path)) and str(v):
+            elif isinstance(v, (str, Path)) and str(v).strip():  # '' and '  ' are refused by validation
                 node[k] = str(resolve(v))
 
     for dotted in PATH_KEYS:

@@ -80,7 +80,10 @@ def _check_expansion(root) -> None:
 def load_yaml_text(text: str):
     """Parse ``text`` like ``yaml.safe_load``, refusing duplicate keys, recursive aliases and alias bombs
     (:class:`YamlError`, naming the line)."""
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)  # the reader refuses control characters here already
+    except yaml.YAMLError as e:
+        raise YamlError(" ".join(str(e).split())) from None
     try:
         node = loader.get_single_node()
         if node is None:

@@ -128,7 +128,7 @@ NOTEBOOKS = {
                "this cell takes seconds after `dicrepro run`. The training set (`RUN/data/stage2`) is the "
                "candidates with the reviewers' decisions applied."),
         ("code", "ds, report = workflow.make_stage2(params)\n"
-                 'print(report.summary() if report else "STAND-IN data (no expert annotations given)")\nds'),
+                 'print(report.text() if report else "STAND-IN data (no expert annotations given)")\nds'),
         ("md", "## 3. What the training set holds"),
         ("code", 'show.counts(ds["train"], ["source", "diagram_type"])'),
         ("code", 'show.gallery(ds["train"], n=4, columns=("source", "description"))'),

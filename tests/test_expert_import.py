@@ -217,3 +217,22 @@ def test_pixel_cap_is_checked_from_the_header_before_decoding(tmp_path):
     (tmp_path / "pairs.jsonl").write_text(json.dumps({"image": "big.png", "text": GOOD_TEXT}) + "\n")
     report = import_annotations(tmp_path / "pairs.jsonl")
     assert report.rows == [] and "9000x9000 pixels, over the limit" in report.problems[0].message
+
+
+def test_the_pipelines_stage2_keeps_the_import_report_in_the_run_folder(tmp_path):
+    from dicrepro.data.stage2 import import_expert
+    from dicrepro.params import load_params
+    from dicrepro.paths import RunPaths
+
+    for i in range(5):
+        png(tmp_path / f"{i}.png", pattern=i)
+    rows = [{"image": f"{i}.png", "text": f"{GOOD_TEXT} ({i})"} for i in range(5)] + [{"image": "9.png"}]
+    (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "p.yaml").write_text(f"run_dir: {tmp_path / 'run'}\nstage2:\n  annotations: {tmp_path / 'pairs.jsonl'}\n")
+    params = load_params(tmp_path / "p.yaml")
+    paths = RunPaths(params.run_dir)
+    dd, report = import_expert(params, paths)
+    assert len(dd["train"]) + len(dd["test"]) == 5
+    saved = (paths.stage2_candidates.with_name("stage2_import_report.txt")).read_text()
+    assert saved == report.text() and saved.splitlines() == [
+        f"{tmp_path / 'pairs.jsonl'}:6: text: empty or missing text", "5 valid rows, 1 problems"]

@@ -9,6 +9,7 @@ same seed whatever the row order or process.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import random
@@ -145,9 +146,24 @@ def augment_dataset(src_dir: str | Path, out_dir: str | Path, *, seed: int,
         raise ValueError(f"augment: --out {out_dir} must not lie inside the source {src_dir}")
     if Path(out_dir).resolve() in src_dir.resolve().parents:
         raise ValueError(f"augment: --out {out_dir} holds the source {src_dir}; replacing it would delete it")
-    with claim_output(out_dir, "augment", overwrite=overwrite):
+    with claim_output(out_dir, "augment", overwrite=overwrite), _no_cache_files_beside_the_source():
         return _augment_into(src_dir, Path(out_dir), seed=seed, kinds=kinds, copies=copies,
                              keep_clean=keep_clean, progress=progress)
+
+
+@contextlib.contextmanager
+def _no_cache_files_beside_the_source():
+    # datasets writes cache-*.arrow files into a loaded dataset's own folder for select/cast: augment
+    # would change the user's source dataset. With caching off they go to a temporary folder instead.
+    import datasets
+
+    was = datasets.is_caching_enabled()
+    datasets.disable_caching()
+    try:
+        yield
+    finally:
+        if was:
+            datasets.enable_caching()
 
 
 def _augment_into(src_dir: Path, out_dir: Path, *, seed, kinds, copies, keep_clean, progress) -> DatasetDict:

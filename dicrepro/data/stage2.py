@@ -14,7 +14,7 @@ import random
 
 from datasets import Dataset, DatasetDict, Image, load_from_disk
 
-from dicrepro.atomic import matches_json_record, save_dataset_atomic, write_json_atomic
+from dicrepro.atomic import matches_json_record, save_dataset_atomic, write_json_atomic, write_text_atomic
 from dicrepro.data.augment import document_look
 from dicrepro.data.expert import ImportReport, import_annotations, leakage_flags
 from dicrepro.data.review import apply_reviews
@@ -75,6 +75,8 @@ def _eval_images(paths: RunPaths) -> list[bytes]:
 def import_expert(params: Params, paths: RunPaths) -> tuple[DatasetDict, ImportReport]:
     """The user's annotations as candidates: validated, and near-duplicates of evaluation images kept out."""
     report = import_annotations(params.stage2.annotations)
+    # One line per rejected row (file:line: field: reason) and the summary, kept with the run
+    write_text_atomic(paths.stage2_candidates.with_name("stage2_import_report.txt"), report.text())
     rows = report.rows
     evals = _eval_images(paths)
     if evals and rows:
