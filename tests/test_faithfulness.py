@@ -12,7 +12,7 @@ from dicrepro.evaluate.faithfulness import aggregate, faithfulness, key, split_s
 from dicrepro.text.describe import describe
 from dicrepro.text.gate import default_lexicon, diagram_strings
 
-SEEDS = range(3)
+SEEDS = range(12)
 
 
 def caption_of(d: Diagram, seed: int) -> str:

@@ -169,8 +169,7 @@ def _fits(pieces: tuple[str, ...], values: dict[str, str], sentence: str) -> boo
 def _read_by_template(sentence: str) -> bool:
     """Whether some phrasing with text of its own reads this sentence (whatever its slots hold): such a
     sentence states what its template says ("There are 4 components: A, B" states no link A -> B)."""
-    return any(sum(len(x.split()) for x in p[::2]) >= 2 and lit in sentence and _fits(p, {}, sentence)
-               for p, lit in _templates(False))
+    return any(lit and f" {lit} " in sentence and _fits(p, {}, sentence) for p, lit in _templates(False))
 
 
 # --- the score -----------------------------------------------------------------------------------------
@@ -255,8 +254,8 @@ def _edge_stated(src: str, dst: str, label: str, sent_key: str, read: bool, cove
         if (literal and f" {literal} " not in sent_key) or bool(ks) != ("a" in slots) \
                 or bool(kl) != ("label" in slots):
             continue
-        if not kd and "b" in slots or kd and "b" not in slots and "list" not in slots:
-            continue
+        if not kd and "b" in slots or kd and kd != ks and "b" not in slots and "list" not in slots:
+            continue  # (a self-message "A handles X locally" has no target slot)
         if _fits(pieces, {k: v for k, v in values.items() if k in slots}, sent_key):
             return True
     if read:
@@ -289,10 +288,14 @@ def faithfulness(diagram: Diagram, caption: str, *, lexicon: Iterable[str] | Non
     lab = {n.id: n.label for n in diagram.nodes}
     edges = [e for e in diagram.ordered_edges() if lab.get(e.src, "").strip() or lab.get(e.dst, "").strip()]
     stated_at: list[int | None] = []
+    taken: set[int] = set()
     for e in edges:
-        where = next((i for i, (read, sk) in enumerate(zip(sent_read, sent_keys))
-                      if _edge_stated(lab.get(e.src, ""), lab.get(e.dst, ""), e.label, sk, read, allowed)), None)
-        stated_at.append(where)
+        where = [i for i, (read, sk) in enumerate(zip(sent_read, sent_keys))
+                 if _edge_stated(lab.get(e.src, ""), lab.get(e.dst, ""), e.label, sk, read, allowed)]
+        # A repeated message ("Response" twice) is placed at its own sentence, not the first one's.
+        free = [i for i in where if i not in taken]
+        stated_at.append(free[0] if free else (where[0] if where else None))
+        taken.update(free[:1])
     hits, total = sum(w is not None for w in stated_at), len(edges)
     for b in diagram.meta.get("blocks") or []:  # a branch is stated with its condition and one of its messages
         for br in b.get("branches", []):

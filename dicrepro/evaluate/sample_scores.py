@@ -1,0 +1,169 @@
+"""Per-sample scores of every evaluated model, their bootstrap 95% CIs and paired significance tests.
+
+What the evaluate step adds under ``RUN/results/`` (fractions 0-1, like the other CSVs):
+
+- ``caption_samples.csv``: one row per (model, caption id): faithfulness against the graph
+  (:mod:`dicrepro.evaluate.faithfulness`: label_recall, hallucination_rate, relation_recall, order_tau,
+  faithfulness = its one score) and the per-caption METEOR, ROUGE-L and CIDEr-D/10 of the caption metrics;
+  ``objective_samples.csv``: one row per (model, question id): correct 0/1.
+- ``faithfulness_scores.csv``: per (model, group_by, group) with group_by overall / diagram_type / language:
+  n and, for each faithfulness metric, its mean with ``_low``/``_high`` (bootstrap 95% CI).
+- ``confidence.csv``: per (model, metric): mean, low, high, n for the headline numbers (METEOR, ROUGE-L,
+  CIDEr-D/10, objective accuracy, faithfulness parts).
+- ``significance.csv``: per (metric, model_a, model_b): mean difference A - B, its CI and the paired
+  approximate-randomization p-value, for each stage against the base and each stage against the one before.
+
+Captions whose row has no graph (e.g. expert data imported without one) get no faithfulness score. All
+resampling is seeded with the run's seed, so a rerun gives the same intervals.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from dicrepro.atomic import write_text_atomic
+from dicrepro.diagrams.graph import Diagram
+from dicrepro.evaluate.answers import is_correct
+from dicrepro.evaluate.faithfulness import faithfulness
+from dicrepro.evaluate.metrics import score_cider, score_meteor, score_rougeL
+from dicrepro.evaluate.stats import bootstrap_ci, paired_test
+
+log = logging.getLogger(__name__)
+
+FAITH_METRICS = ("label_recall", "hallucination_rate", "relation_recall", "order_tau", "faithfulness")
+CAPTION_ITEM_METRICS = ("meteor", "rougeL", "cider")
+HEADLINE = (*CAPTION_ITEM_METRICS, "accuracy", *FAITH_METRICS)
+GROUPS = ("overall", "diagram_type", "language")
+STAGES = ("base", "stage1", "stage2", "stage3")
+
+
+def _graph(row: dict) -> Diagram | None:
+    g = row.get("graph")
+    if not g:
+        return None
+    try:
+        return Diagram.from_json(g) if isinstance(g, str) else Diagram.from_dict(g)
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def caption_samples(rows: list[dict], preds: dict[str, dict[str, str]]) -> pd.DataFrame:
+    """Per (model, id): faithfulness parts and per-caption METEOR/ROUGE-L/CIDEr-D. ``rows``: the caption
+    set's rows (``id``, ``reference``, ``language``, ``diagram_type``, ``graph``)."""
+    graphs = {r["id"]: _graph(r) for r in rows}
+    out = []
+    for model, by_id in preds.items():
+        refs = [r["reference"] for r in rows]
+        hyps = [by_id[r["id"]] for r in rows]
+        langs = [r["language"] for r in rows]
+        items = {name: fn(refs, hyps, langs)[1] for name, fn in
+                 (("meteor", score_meteor), ("rougeL", score_rougeL), ("cider", score_cider))}
+        for k, r in enumerate(rows):
+            rec: dict[str, Any] = {"model": model, "id": r["id"], "diagram_type": r["diagram_type"],
+                                   "language": r["language"], **{m: items[m][k] for m in items}}
+            d, text = graphs[r["id"]], hyps[k]
+            if d is not None:
+                if text.strip():
+                    f = faithfulness(d, text)
+                    rec.update({m: f[m] for m in FAITH_METRICS[:-1]}, faithfulness=f["score"])
+                else:  # an empty caption says nothing right: zero, not "not applicable"
+                    rec.update(label_recall=0.0, hallucination_rate=0.0, relation_recall=0.0, order_tau=None,
+                               faithfulness=0.0)
+            out.append(rec)
+    df = pd.DataFrame(out)
+    for m in FAITH_METRICS:
+        if m not in df:
+            df[m] = None
+    return df
+
+
+def objective_samples(items: list[dict], preds: dict[str, dict[str, str]]) -> pd.DataFrame:
+    """Per (model, question id): ``accuracy`` 1.0 when the answer is right (unparsed counts as wrong)."""
+    rows = [{"model": model, "id": it["id"], "accuracy": float(is_correct(it, by_id[it["id"]])[0])}
+            for model, by_id in preds.items() for it in items]
+    return pd.DataFrame(rows, columns=["model", "id", "accuracy"])
+
+
+def _values(df: pd.DataFrame, metric: str) -> list[float | None]:
+    return [None if pd.isna(v) else float(v) for v in df[metric]] if metric in df else []
+
+
+def group_cis(samples: pd.DataFrame, metrics: tuple[str, ...], seed: int) -> pd.DataFrame:
+    """Per (model, group_by, group): n and each metric's mean, ``_low`` and ``_high`` (bootstrap 95% CI)."""
+    rows = []
+    for model, by_model in samples.groupby("model", sort=False):
+        for group_by in GROUPS:
+            parts = [("all", by_model)] if group_by == "overall" else list(by_model.groupby(group_by))
+            for g, sel in parts:
+                rec: dict[str, Any] = {"model": model, "group_by": group_by, "group": g, "n": len(sel)}
+                for m in metrics:
+                    ci = bootstrap_ci(_values(sel, m), seed=seed)
+                    rec.update({m: ci["mean"], f"{m}_low": ci["low"], f"{m}_high": ci["high"]})
+                rows.append(rec)
+    return pd.DataFrame(rows)
+
+
+def comparison_pairs(models: list[str]) -> list[tuple[str, str]]:
+    """(A, B) pairs to test: every stage against base, and each stage against the stage before it."""
+    present = [m for m in STAGES if m in models]
+    pairs = [(m, "base") for m in present if m != "base" and "base" in present]
+    pairs += [(b, a) for a, b in zip(present, present[1:]) if a != "base"]
+    return list(dict.fromkeys(pairs))
+
+
+def headline_cis(samples: dict[str, pd.DataFrame], seed: int) -> pd.DataFrame:
+    """Per (model, metric): mean, low, high, n over the whole set."""
+    rows = []
+    for df in samples.values():
+        metrics = [m for m in HEADLINE if m in df]
+        for model, sel in df.groupby("model", sort=False):
+            for m in metrics:
+                rows.append({"model": model, "metric": m, **bootstrap_ci(_values(sel, m), seed=seed)})
+    return pd.DataFrame(rows, columns=["model", "metric", "mean", "low", "high", "n"])
+
+
+def significance(samples: dict[str, pd.DataFrame], models: list[str], seed: int) -> pd.DataFrame:
+    """Paired tests (approximate randomization) of every headline metric for :func:`comparison_pairs`."""
+    rows = []
+    for df in samples.values():
+        metrics = [m for m in HEADLINE if m in df]
+        wide = {model: sel.set_index("id") for model, sel in df.groupby("model", sort=False)}
+        for a, b in comparison_pairs(models):
+            if a not in wide or b not in wide:
+                continue
+            ids = [i for i in wide[a].index if i in wide[b].index]
+            for m in metrics:
+                va, vb = _values(wide[a].loc[ids], m), _values(wide[b].loc[ids], m)
+                rows.append({"metric": m, "model_a": a, "model_b": b, **paired_test(va, vb, seed=seed)})
+    return pd.DataFrame(rows, columns=["metric", "model_a", "model_b", "diff", "low", "high", "p", "n"])
+
+
+def write_sample_scores(results: Path, cap_rows: list[dict], cap_preds: dict[str, dict[str, str]],
+                        obj_items: list[dict], obj_preds: dict[str, dict[str, str]], seed: int) -> dict[str, Path]:
+    """Compute and write the files listed in the module doc; returns name -> path."""
+    cap = caption_samples(cap_rows, cap_preds)
+    obj = objective_samples(obj_items, obj_preds)
+    samples = {"captions": cap, "objective": obj}
+    models = list(dict.fromkeys([*cap_preds, *obj_preds]))
+    out = {
+        "caption_samples": (cap, None), "objective_samples": (obj, None),
+        "faithfulness_scores": (group_cis(cap, FAITH_METRICS, seed), None),
+        "confidence": (headline_cis(samples, seed), None),
+        "significance": (significance(samples, models, seed), None),
+    }
+    paths = {}
+    for name, (df, _) in out.items():
+        paths[name] = results / f"{name}.csv"
+        write_text_atomic(paths[name], df.to_csv(index=False, float_format="%.6f"))
+    n_graph = int(cap["faithfulness"].notna().sum()) if len(cap) else 0
+    log.info("per-sample scores: %d captions (%d with a graph), %d questions; CIs and tests in %s",
+             len(cap), n_graph, len(obj), results)
+    return paths
+
+
+__all__ = ["caption_samples", "objective_samples", "group_cis", "headline_cis", "significance",
+           "comparison_pairs", "write_sample_scores", "FAITH_METRICS", "HEADLINE"]
