@@ -294,6 +294,10 @@ class EvalParams(_Strict):
     max_new_tokens: int = Field(160, ge=1)
     batch_size: int = Field(8, ge=1)
     gallery_n: int = Field(6, ge=0)
+    # Blind baselines (dicrepro.evaluate.blind): every model is evaluated again with blank images and with
+    # images shuffled between diagrams; the tables show each score with the image, blind and the gain.
+    # [] skips them (and the gain columns).
+    blind: list[Literal["blank", "shuffled"]] = ["blank", "shuffled"]
     judge: JudgeParams = JudgeParams()
 
 

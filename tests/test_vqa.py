@@ -11,6 +11,8 @@ from test_describe import fixture_diagrams
 
 from dicrepro.data.vqa import KINDS, choose_test_diagrams, make_vqa, split_by_diagram
 from dicrepro.diagrams.graph import Diagram
+from dicrepro.text.phrasings_en import TYPES as TYPES_EN
+from dicrepro.text.phrasings_zh import TYPES as TYPES_ZH
 
 POOL = ["PCF", "NRF", "UDM", "HSS", "SMSF", "NSSF", "Paging", "Handover Request", "RRC Release"]
 
@@ -87,6 +89,8 @@ def expected(item: dict, d: Diagram) -> str:
     if t == "order.period":
         labels = [g.label for g in d.groups]
         return labels[labels.index(q[0]) + 1]
+    if t == "mc.diagram_type":  # the verbalizer's bare type name, in the question's language
+        return (TYPES_ZH if zh else TYPES_EN)[d.diagram_type][1]
     if t in ("mc.quadrant", "mc.group", "mc.present"):
         return item["options"]["ABCD".index(item["answer_key"])]  # checked by membership below
     truth = {
@@ -163,6 +167,20 @@ def test_every_objective_answer_key_is_rederived_from_the_graph(items):
         checked[it["kind"]] += 1
     # Every objective kind is exercised by the fixtures.
     assert set(checked) == {"mc", "order", "sender", "transition", "tf", "path", "count"}, checked
+
+
+def test_every_diagram_asks_which_kind_of_diagram_it_is(items):
+    by_diagram = {}
+    for it in items:
+        if it["qtype"] == "mc.diagram_type":
+            by_diagram.setdefault(it["diagram_id"], []).append(it)
+    assert set(by_diagram) == {did for did, _ in _diagrams()}
+    for did, (it, *more) in by_diagram.items():
+        assert not more, did
+        # the options are four distinct type names: none of them can be read off the diagram's labels
+        names = set((TYPES_ZH if it["language"] == "zh" else TYPES_EN)[t][1] for t in TYPES_EN)
+        assert set(it["options"]) <= names and len(set(it["options"])) == 4, it
+        assert it["question"] in ("Which kind of diagram is this?", "这是哪一种图？")
 
 
 def test_item_fields_and_prompts(items):

@@ -3,7 +3,8 @@
 Objective kinds (dicrepro.data.vqa_kinds): ``mc`` (4 options A-D), ``order`` (what comes right after X),
 ``sender`` (who sends message M), ``transition`` (which state follows S on event E) — all answered with a
 letter; ``tf`` and ``path`` (can X be reached from Y) answered True/False; ``count`` answered with a
-number. Open questions cover the three dimensions, with reference answers taken from the verbalizer's
+number. Every diagram's objective questions include "which kind of diagram is this?" (``mc``, qtype
+``mc.diagram_type``). Open questions cover the three dimensions, with reference answers taken from the verbalizer's
 views: ``global`` (purpose and scope), ``partial`` (one phase / group / unit), ``detail`` (one element).
 
 ``make_vqa`` balances answer letters over the whole set (counts per letter differ by at most one) and
@@ -18,7 +19,7 @@ from collections.abc import Iterable
 
 from dicrepro.progress import tqdm
 
-from dicrepro.data.vqa_kinds import Cand, objective_candidates
+from dicrepro.data.vqa_kinds import Cand, Ctx, diagram_kind, objective_candidates
 from dicrepro.diagrams.graph import Diagram
 from dicrepro.text.describe import Say, describe_parts
 
@@ -138,7 +139,11 @@ def make_vqa(diagrams: Iterable[tuple[str, Diagram]], rng: random.Random, *, que
     raw: list[tuple[str, Diagram, list]] = []
     for did, d in tqdm(diagrams, desc="vqa", unit="diagram", disable=not progress):
         n_obj = round(questions_per_diagram * objective_fraction)
-        objective = _pick_objective(objective_candidates(d, rng, distractor_pool), n_obj, rng, tf)
+        # Every diagram asks which kind of diagram it is (when it has objective questions at all): the
+        # per-stage type accuracy of the objective set, and a question no model answers blind.
+        kind_q = diagram_kind(Ctx(d, rng, distractor_pool)) if n_obj else []
+        objective = kind_q + _pick_objective(objective_candidates(d, rng, distractor_pool), n_obj - len(kind_q),
+                                             rng, tf)
         opens = _pick_open(_open_candidates(d, rng), questions_per_diagram - len(objective), rng)
         if len(objective) + len(opens) < questions_per_diagram:  # too few open: top up with objective
             more = _pick_objective(objective_candidates(d, rng, distractor_pool),

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 from dicrepro.diagrams.graph import Diagram
 from dicrepro.text.describe_types import quadrant_index
+from dicrepro.text.phrasings_en import TYPES as TYPES_EN
+from dicrepro.text.phrasings_zh import TYPES as TYPES_ZH
 
 VERIFY_METHODS = ["Analysis", "Inspection", "Test", "Demonstration"]  # Mermaid's requirement methods
 FLOW_TYPES = ("flowchart", "block", "architecture")
@@ -420,6 +422,20 @@ def group_members(c: Ctx) -> list:
                                                          g=g.label),
                         c.rng.choice(inside), [lab for i, lab in ids.items() if i not in g.members])
     return out
+
+
+def diagram_kind(c: Ctx) -> list[Cand]:
+    """Any type: which kind of diagram this is (options: four type names, in the verbalizer's words).
+
+    The one question a model cannot answer from the question's text: its options are type names, not
+    labels of the diagram, so a model that ignores the image is at chance (25%)."""
+    d = c.d
+    names = TYPES_ZH if c.zh else TYPES_EN
+    if d.diagram_type not in names:
+        return []
+    others = [t for t in names if t != d.diagram_type]
+    return c.mc("mc", "mc.diagram_type", "global", c.t("Which kind of diagram is this?", "这是哪一种图？"),
+                names[d.diagram_type][1], [names[t][1] for t in others], use_pool=False)
 
 
 FAMILIES = {

@@ -46,7 +46,41 @@ def _generate_batch(model, processor, rows: Sequence[dict], max_new_tokens: int)
     out = model.generate(**inputs, do_sample=False, max_new_tokens=max_new_tokens, num_beams=1,
                          pad_token_id=tok.pad_token_id, temperature=None, top_p=None, top_k=None)
     new = out[:, inputs["input_ids"].shape[1]:]
-    return [t.strip() for t in tok.batch_decode(new, skip_special_tokens=True)]
+    return [decode_text(tok, ids).strip() for ids in new.tolist()]
+
+
+def _byte_decoder() -> dict[str, int]:
+    # The byte-level BPE alphabet (GPT-2's, used by Qwen's tokenizers): each byte is one printable char.
+    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    chars, n = list(keep), 0
+    for b in range(256):
+        if b not in keep:
+            keep.append(b)
+            chars.append(256 + n)
+            n += 1
+    return {chr(c): b for b, c in zip(keep, chars)}
+
+
+_BYTES = _byte_decoder()
+
+
+def decode_text(tokenizer, ids: Sequence[int]) -> str:
+    """``ids`` as text without special tokens, and never with U+FFFD.
+
+    A greedy model may stop (or ramble) in the middle of a multi-byte character: a byte-level tokenizer
+    then decodes the stray bytes as U+FFFD. Such texts are decoded again from their bytes, keeping only
+    whole UTF-8 characters (an incomplete trailing sequence is trimmed, an invalid one dropped); a
+    tokenizer that is not byte-level has its U+FFFD removed.
+    """
+    text = tokenizer.decode(ids, skip_special_tokens=True)
+    if "\ufffd" not in text:
+        return text
+    special = set(tokenizer.all_special_ids)
+    pieces = tokenizer.convert_ids_to_tokens([i for i in ids if i not in special])
+    joined = "".join(p for p in pieces if p)
+    if all(ch in _BYTES for ch in joined):
+        return bytes(_BYTES[ch] for ch in joined).decode("utf-8", errors="ignore")
+    return text.replace("\ufffd", "")
 
 
 def _batches(rows, batch_size: int):

@@ -21,6 +21,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from dicrepro.atomic import read_jsonl
+from dicrepro.evaluate.diagram_type import caption_type  # noqa: E402
 from dicrepro.evaluate.metrics import METRIC_KEYS  # noqa: E402
 from dicrepro.report.tables import (  # noqa: E402
     METRIC_LABELS,
@@ -163,6 +164,14 @@ def _wrap(text: str, width: int, lines: int) -> str:
     return "\n".join(wrapped[:lines]) + (" …" if len(wrapped) > lines else "")
 
 
+def _type_mark(row: dict, model: str) -> str:
+    """"[type right]" or "[type WRONG: says pie]": does the caption name the diagram's type first?"""
+    named = row.get("caption_types", {}).get(model, caption_type(row["predictions"][model]))
+    if named == row.get("diagram_type"):
+        return "[type right]"
+    return f"[type WRONG: says {named or 'no type'}]"
+
+
 def fig_gallery(run_dir: Path, order: list[str], labels, out: Path, n: int = 4) -> list[Path] | None:
     """Test images beside their reference and each model's prediction (texts wrapped and truncated)."""
     p = run_dir / "predictions" / "gallery.jsonl"
@@ -185,8 +194,8 @@ def fig_gallery(run_dir: Path, order: list[str], labels, out: Path, n: int = 4) 
         ax_img.axis("off")
         preds = row.get("predictions", {})
         parts = [f"Reference: {_wrap(row['reference'], 90, 4)}"]
-        parts += [f"{m}: {_wrap(preds[m], 90, 3)}" for m in order if m in preds]
-        parts += [f"{m}: {_wrap(t, 90, 3)}" for m, t in preds.items() if m not in order]
+        models = [m for m in order if m in preds] + [m for m in preds if m not in order]
+        parts += [f"{m} {_type_mark(row, m)}: {_wrap(preds[m], 90, 3)}" for m in models]
         ax_txt.text(0, 1, "\n\n".join(parts), va="top", ha="left", fontsize=7, wrap=True)
         ax_txt.axis("off")
     fig.suptitle(_title("Test images: reference and predicted descriptions", labels), fontsize=11)

@@ -77,7 +77,62 @@ def main_table(run_dir: str | Path) -> pd.DataFrame:
         out["accuracy"] = o["accuracy"].reindex(out.index)
         out["unparsed"] = o["unparsed"].reindex(out.index)
         out["chance"] = o["chance"].reindex(out.index)
+    types = read_type_scores(run_dir)
+    if types is not None:  # does the caption / the answer name the right kind of diagram?
+        for col, which in (("type_accuracy", "captions"), ("type_accuracy_vqa", "objective")):
+            sel = types[(types.condition == "image") & (types.set == which) & (types.group_by == "overall")]
+            out[col] = sel.set_index("model")["accuracy"].reindex(out.index)
     return out.reset_index()
+
+
+def read_type_scores(run_dir: str | Path) -> pd.DataFrame | None:
+    """``RUN/results/type_scores.csv`` (diagram-type accuracy, with the image and blind), or None."""
+    p = Path(run_dir) / "results" / "type_scores.csv"
+    # NaN stays NaN here (no type of a known name in a set, no type question): its group names are never "NA"
+    return pd.read_csv(p) if p.exists() else None
+
+
+BLIND_SCORES = (("bleu4", "BLEU-4"), ("meteor", "METEOR"), ("rougeL", "ROUGE-L"), ("cider", "CIDEr-D/10"),
+                ("type_captions", "Type accuracy (captions)"), ("accuracy", "Objective accuracy"),
+                ("type_objective", "Type accuracy (VQA)"))
+BLIND_NOTE = ("blind-blank: every image replaced by a white one of the same size; blind-shuffled: each item "
+              "shown another diagram's image; gain = with image minus the better blind score.")
+
+
+def blind_table(run_dir: str | Path) -> pd.DataFrame:
+    """One row per (model, score): the score with the image, blind (each blind mode) and the gain (with
+    the image minus the best blind score). Empty when the run recorded no blind scores."""
+    meta = load_meta(run_dir)
+    cap = read_scores(run_dir, "caption_scores")
+    cap_b = read_scores(run_dir, "caption_scores_blind", required=False)
+    if cap_b is None:
+        return pd.DataFrame()
+    obj = read_scores(run_dir, "objective_scores", required=False)
+    obj_b = read_scores(run_dir, "objective_scores_blind", required=False)
+    types = read_type_scores(run_dir)
+    frames = [cap.assign(condition="image"), cap_b]
+    long = []
+    for df, keys in ((pd.concat(frames), ("bleu4", "meteor", "rougeL", "cider")),
+                     (pd.concat([obj.assign(condition="image"), obj_b]) if obj is not None and obj_b is not None
+                      else None, ("accuracy",))):
+        if df is None:
+            continue
+        df = df[df.group_by == "overall"]
+        for k in keys:
+            long.append(df[["model", "condition"]].assign(score=k, value=df[k].astype(float)))
+    if types is not None:
+        t = types[types.group_by == "overall"]
+        long.append(t[["model", "condition"]].assign(score="type_" + t["set"], value=t["accuracy"].astype(float)))
+    table = pd.concat(long).pivot_table(index=["model", "score"], columns="condition", values="value",
+                                        aggfunc="first")
+    blind_cols = [c for c in table.columns if c.startswith("blind-")]
+    table["gain"] = table["image"] - table[blind_cols].max(axis=1)
+    order = model_order(cap, meta)
+    rows = [(m, k) for m in order for k, _ in BLIND_SCORES if (m, k) in table.index]
+    out = table.loc[rows, ["image", *blind_cols, "gain"]].reset_index()
+    out["score"] = out["score"].map(dict(BLIND_SCORES))
+    out.columns.name = None
+    return out
 
 
 def ablation_table(run_dir: str | Path) -> pd.DataFrame:
@@ -93,17 +148,21 @@ def ablation_table(run_dir: str | Path) -> pd.DataFrame:
 
 def _as_percent(df: pd.DataFrame) -> pd.DataFrame:
     out = df.copy()
-    for c in (*METRIC_KEYS, "accuracy", "chance"):
-        if c in out:
-            out[c] = (out[c].astype(float) * 100).round(1)
-    return out.rename(columns={**METRIC_LABELS, "accuracy": "Accuracy", "chance": "Chance"})
+    for c in (*METRIC_KEYS, "accuracy", "chance", "type_accuracy", "type_accuracy_vqa", "image", "blind-blank",
+              "blind-shuffled", "gain"):
+        if c in out:  # an empty cell (a CSV read with keep_default_na=False) is a score not recorded: NaN
+            out[c] = (pd.to_numeric(out[c], errors="coerce") * 100).round(1)
+    return out.rename(columns={**METRIC_LABELS, "accuracy": "Accuracy", "chance": "Chance",
+                               "type_accuracy": "Type acc.", "type_accuracy_vqa": "Type acc. (VQA)",
+                               "image": "With image", "gain": "Gain"})
 
 
-def _write(df: pd.DataFrame, stem: Path, title: str, labels: list[str]) -> list[Path]:
+def _write(df: pd.DataFrame, stem: Path, title: str, labels: list[str], note: str = "") -> list[Path]:
     caption = title + (f" ({'; '.join(labels)})" if labels else "")
     shown = _as_percent(df)
-    md = f"**{caption}**\n\n{shown.to_markdown(index=False, floatfmt='.1f')}\n\n{BLEU_NOTE}\n"
-    tex = shown.to_latex(index=False, float_format="%.1f", caption=caption + ". " + BLEU_NOTE,
+    notes = BLEU_NOTE + (f" {note}" if note else "")
+    md = f"**{caption}**\n\n{shown.to_markdown(index=False, floatfmt='.1f')}\n\n{notes}\n"
+    tex = shown.to_latex(index=False, float_format="%.1f", caption=caption + ". " + notes,
                          label=f"tab:{stem.name}", escape=True)
     paths = [stem.with_suffix(".csv"), stem.with_suffix(".md"), stem.with_suffix(".tex")]
     write_text_atomic(paths[0], df.to_csv(index=False, float_format="%.6f"))
@@ -125,5 +184,9 @@ def write_tables(run_dir: str | Path) -> list[Path]:
         paths += _write(abl, res / "stage_ablation", "Stage ablation: base to stage 3", labels)
     else:
         log.warning("no base/stage models in %s: stage ablation table skipped", res)
+    blind = blind_table(run_dir)
+    if len(blind):
+        paths += _write(blind, res / "blind_table", "With the image, blind, and the gain", labels,
+                        note=BLIND_NOTE)
     log.info("wrote %d table files under %s", len(paths), res)
     return paths
