@@ -16,6 +16,8 @@ import pandas as pd
 from datasets import concatenate_datasets, load_from_disk
 
 from dicrepro.atomic import read_jsonl, write_bytes_atomic, write_json_atomic, write_text_atomic
+from dicrepro.evaluate.blind import blind_dataset
+from dicrepro.evaluate.diagram_type import caption_type, type_accuracy
 from dicrepro.evaluate.metrics import caption_scores, objective_scores
 from dicrepro.evaluate.ocr import ocr_to_jsonl
 from dicrepro.evaluate.predict import predict_to_jsonl
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 CAPTION_GROUPS = ("overall", "diagram_type", "language", "source")
 OBJECTIVE_GROUPS = ("overall", "dimension", "kind", "qtype", "diagram_type")
 METRIC_KEYS = ("bleu1", "bleu2", "bleu3", "bleu4", "meteor", "rougeL", "cider")
+TYPE_QTYPE = "mc.diagram_type"  # the objective "which kind of diagram is this?" (dicrepro.data.vqa_kinds)
 
 
 def model_dirs(params: Params) -> dict[str, Path]:
@@ -89,16 +92,67 @@ def score_objective(items: list[dict], preds: dict[str, dict[str, str]]) -> pd.D
     return pd.DataFrame(rows)
 
 
+def score_types(cap_meta: list[dict], obj_items: list[dict], cap_preds: dict[str, dict[str, str]],
+                obj_preds: dict[str, dict[str, str]], condition: str = "image") -> pd.DataFrame:
+    """Diagram-type accuracy per model: of the captions (the type named first, dicrepro.evaluate.diagram_type;
+    overall and per source) and of the objective "which kind of diagram is this?" questions."""
+
+    rows = []
+    for model, by_id in cap_preds.items():
+        for group_by in ("overall", "source"):
+            keys = sorted({m[group_by] for m in cap_meta}) if group_by != "overall" else ["all"]
+            for g in keys:
+                sel = [m for m in cap_meta if group_by == "overall" or m[group_by] == g]
+                sc = type_accuracy([m["diagram_type"] for m in sel], [by_id[m["id"]] for m in sel])
+                rows.append({"model": model, "condition": condition, "set": "captions", "group_by": group_by,
+                             "group": g, **sc})
+    kind_items = [it for it in obj_items if it["qtype"] == TYPE_QTYPE]
+    for model, by_id in obj_preds.items():
+        if kind_items:
+            sc = objective_scores(kind_items, by_id)
+            rows.append({"model": model, "condition": condition, "set": "objective", "group_by": "overall",
+                         "group": "all", "accuracy": sc["accuracy"], "n": sc["n"],
+                         "unnamed": sc["unparsed"] / sc["n"], "chance": sc["chance"]})
+    return pd.DataFrame(rows)
+
+
+def _write_blind_and_type_scores(paths: RunPaths, cap_meta, obj_items, cap_preds, obj_preds, blind_cap,
+                                 blind_obj) -> None:
+    """``type_scores.csv`` (with the image and blind) and, when blind runs were made,
+    ``caption_scores_blind.csv`` / ``objective_scores_blind.csv``: the same rows as the main files with a
+    ``condition`` column saying ``blind-blank`` or ``blind-shuffled``."""
+
+    types = [score_types(cap_meta, obj_items, cap_preds, obj_preds)]
+    caps, objs = [], []
+    for mode in blind_cap:
+        condition = f"blind-{mode}"
+        types.append(score_types(cap_meta, obj_items, blind_cap[mode], blind_obj[mode], condition))
+        caps.append(score_captions(cap_meta, blind_cap[mode]).assign(condition=condition))
+        objs.append(score_objective(obj_items, blind_obj[mode]).assign(condition=condition))
+    res = paths.results
+    write_text_atomic(res / "type_scores.csv", pd.concat(types).to_csv(index=False, float_format="%.6f"))
+    for name, parts in (("caption_scores_blind", caps), ("objective_scores_blind", objs)):
+        if parts:
+            df = pd.concat(parts)
+            df = df[["model", "condition", *[c for c in df.columns if c not in ("model", "condition")]]]
+            write_text_atomic(res / f"{name}.csv", df.to_csv(index=False, float_format="%.6f"))
+        else:
+            (res / f"{name}.csv").unlink(missing_ok=True)  # no stale blind scores from an earlier run
+
+
 def _predict_all(params: Params, paths: RunPaths, name: str, model_dir: Path, ds, kind: str,
-                 model_id: str, data: list[str]) -> dict[str, str]:
+                 model_id: str, data: list[str], blind: str | None = None) -> dict[str, str]:
     """Predictions of model ``name`` on ``ds``, reused while the model (``model_id``, its
     ``folder_identity``), the data (``data``: hashes of the dataset folders) and the generation settings
-    are unchanged."""
+    are unchanged. ``blind`` (a mode of dicrepro.evaluate.blind) names a blind run: ``ds`` then holds the
+    replaced images and the predictions go to ``NAME__SET__blind-MODE.jsonl``."""
 
-    out = paths.predictions / f"{name}__{kind}.jsonl"
+    out = paths.predictions / (f"{name}__{kind}.jsonl" if blind is None else f"{name}__{kind}__blind-{blind}.jsonl")
     e = params.eval
     identity = {"model": model_id, "data": data, "max_new_tokens": e.max_new_tokens,
                 "batch_size": e.batch_size, "pixels": [params.model.min_pixels, params.model.max_pixels]}
+    if blind is not None:
+        identity["blind"] = {"mode": blind, "seed": params.seed}
     predict_to_jsonl(model_dir, name, ds, out, batch_size=e.batch_size, max_new_tokens=e.max_new_tokens,
                      model_params=params.model, identity=identity)
     return {r["id"]: r["text"] for r in read_jsonl(out)}
@@ -122,7 +176,10 @@ def _write_gallery(params: Params, paths: RunPaths, cap_ds, preds: dict[str, dic
         write_bytes_atomic(img_path, buf.getvalue())
         rows.append({"id": row["id"], "image_path": str(img_path), "reference": row["target"],
                      "diagram_type": row["diagram_type"],
-                     "predictions": {m: p[row["id"]] for m, p in preds.items()}})
+                     "predictions": {m: p[row["id"]] for m, p in preds.items()},
+                     # the type each caption names first, and whether it is the diagram's (the gallery's mark)
+                     "caption_types": {m: caption_type(p[row["id"]]) for m, p in preds.items()},
+                     "type_right": {m: caption_type(p[row["id"]]) == row["diagram_type"] for m, p in preds.items()}})
     write_text_atomic(paths.predictions / "gallery.jsonl",
                       "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
@@ -155,6 +212,11 @@ def evaluate(params: Params) -> dict[str, pd.DataFrame]:
     cap_preds, obj_preds = {}, {}
     cap_data = [dataset_hash(f) for f in (paths.stage1_data, paths.stage2_data) if f.exists()]
     obj_data = [dataset_hash(paths.stage3_data)]
+    # Blind copies of both sets (same rows, images blank or shuffled between diagrams), built once.
+    blind_sets = {m: (blind_dataset(cap_ds, m, params.seed), blind_dataset(obj_ds, m, params.seed))
+                  for m in params.eval.blind}
+    blind_cap: dict[str, dict[str, dict[str, str]]] = {m: {} for m in blind_sets}
+    blind_obj: dict[str, dict[str, dict[str, str]]] = {m: {} for m in blind_sets}
     for name, mdir in model_dirs(params).items():
         if not mdir.exists():
             raise FileNotFoundError(f"model {name!r} not found at {mdir}: train it first (04_sft) or "
@@ -163,6 +225,12 @@ def evaluate(params: Params) -> dict[str, pd.DataFrame]:
         model_id = folder_identity(mdir)  # a content hash for small folders: once per model, not per set
         cap_preds[name] = _predict_all(params, paths, name, mdir, cap_ds, "captions", model_id, cap_data)
         obj_preds[name] = _predict_all(params, paths, name, mdir, obj_ds, "objective", model_id, obj_data)
+        for mode, (bcap, bobj) in blind_sets.items():
+            log.info("predicting with %s, blind (%s images)", name, mode)
+            blind_cap[mode][name] = _predict_all(params, paths, name, mdir, bcap, "captions", model_id, cap_data,
+                                                 blind=mode)
+            blind_obj[mode][name] = _predict_all(params, paths, name, mdir, bobj, "objective", model_id, obj_data,
+                                                 blind=mode)
     if params.eval.ocr_baseline:
         cap_preds["ocr"] = _ocr_predictions(paths, cap_ds)
     captions = score_captions(cap_meta, cap_preds)
@@ -170,6 +238,7 @@ def evaluate(params: Params) -> dict[str, pd.DataFrame]:
     paths.results.mkdir(parents=True, exist_ok=True)
     write_text_atomic(paths.results / "caption_scores.csv", captions.to_csv(index=False, float_format="%.6f"))
     write_text_atomic(paths.results / "objective_scores.csv", objective.to_csv(index=False, float_format="%.6f"))
+    _write_blind_and_type_scores(paths, cap_meta, obj_items, cap_preds, obj_preds, blind_cap, blind_obj)
     stage2_sources = set(load_from_disk(str(paths.stage2_data))["train"]["source"])
     write_json_atomic(paths.results / "meta.json", {
         "tiny_model": params.model.kind == "tiny",
@@ -177,6 +246,8 @@ def evaluate(params: Params) -> dict[str, pd.DataFrame]:
         "model_order": list(cap_preds),
         "caption_set": {"n": len(cap_meta), "splits": ["stage1/test", "stage2/test"]},
         "objective_set": {"n": len(obj_items), "split": "stage3/test"},
+        "blind": {"modes": list(params.eval.blind), "seed": params.seed,
+                  "note": "blind = the same sets with blank images or images shuffled between diagrams"},
         "bleu": "corpus BLEU on words (jieba-segmented Chinese); see dicrepro.evaluate.metrics",
     })
     _write_gallery(params, paths, cap_ds, cap_preds)
