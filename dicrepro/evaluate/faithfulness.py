@@ -23,7 +23,8 @@
 - ``order_tau``: Kendall's tau between the diagram's order (sequence messages, timeline periods) and the
   order in which the caption states them; ``None`` below two matched items.
 - ``score``: the mean of the parts that apply (recall, 1 - hallucination rate, relation recall,
-  (tau + 1) / 2): one matching score per sample.
+  (tau + 1) / 2): one matching score per sample. A caption that names no label at all gets 0, not 1, for
+  the hallucination part (saying nothing is not precision).
 """
 
 from __future__ import annotations
@@ -321,7 +322,8 @@ def faithfulness(diagram: Diagram, caption: str, *, lexicon: Iterable[str] | Non
         pos = [_standalone(key(x), cap_key, allowed) for x in ordered_labels(diagram)]
         order_tau = _kendall_tau([p[0] for p in pos if p])
 
-    parts = [label_recall, 1 - hallucination_rate, relation_recall,
+    # A caption that names nothing of the diagram hallucinates nothing, but is not thereby precise.
+    parts = [label_recall, (1 - hallucination_rate) if mentions else 0.0, relation_recall,
              None if order_tau is None else (order_tau + 1) / 2]
     parts = [p for p in parts if p is not None]
     return {

@@ -21,6 +21,7 @@ from dicrepro.evaluate.diagram_type import caption_type, type_accuracy
 from dicrepro.evaluate.metrics import caption_scores, objective_scores
 from dicrepro.evaluate.ocr import ocr_to_jsonl
 from dicrepro.evaluate.predict import predict_to_jsonl
+from dicrepro.evaluate.sample_scores import write_sample_scores
 from dicrepro.manifest import folder_identity
 from dicrepro.params import Params
 from dicrepro.paths import RunPaths
@@ -239,6 +240,10 @@ def evaluate(params: Params) -> dict[str, pd.DataFrame]:
     write_text_atomic(paths.results / "caption_scores.csv", captions.to_csv(index=False, float_format="%.6f"))
     write_text_atomic(paths.results / "objective_scores.csv", objective.to_csv(index=False, float_format="%.6f"))
     _write_blind_and_type_scores(paths, cap_meta, obj_items, cap_preds, obj_preds, blind_cap, blind_obj)
+    # Per-sample scores: faithfulness against each caption's graph, bootstrap CIs, paired p-values.
+    graphs = cap_ds["graph"] if "graph" in cap_ds.column_names else [""] * len(cap_meta)
+    write_sample_scores(paths.results, [{**m, "graph": g} for m, g in zip(cap_meta, graphs)], cap_preds,
+                        obj_items, obj_preds, params.seed)
     stage2_sources = set(load_from_disk(str(paths.stage2_data))["train"]["source"])
     write_json_atomic(paths.results / "meta.json", {
         "tiny_model": params.model.kind == "tiny",
