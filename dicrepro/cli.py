@@ -108,9 +108,8 @@ def _cmd_synth(a: argparse.Namespace) -> int:
 
     from dicrepro.data.synth import stage1_spec, synthesize
     from dicrepro.diagrams.render import MermaidRenderer
-    from dicrepro.params import load_params
-
     from dicrepro.outputs import check_output
+    from dicrepro.params import load_params
 
     params = load_params(a.params, need_model=False)  # synthesis uses no model
     spec = replace(stage1_spec(params), n=a.n, test_n=a.test_n,

@@ -13,7 +13,6 @@ import io
 import json
 import os
 import re
-import shutil
 import signal
 import struct
 import subprocess
@@ -581,7 +580,7 @@ def synth_cases() -> list[Case]:
              "duplicate key", setup=_write("p.yaml", "seed: 1\nseed: 2\n")),
     ]
     aug = ["augment", "{w}/src", "--out"]
-    with_src = lambda ws: _small_dataset(ws / "src")  # noqa: E731
+    with_src = lambda ws: _small_dataset(ws / "src")
     cases += [
         Case("augment-out-users-folder", aug + ["{w}/thesis"], 2, "not an output of dicrepro", setup=with_src),
         Case("augment-out-users-file", aug + ["{w}/notes.txt"], 2, "is a file", setup=with_src),
@@ -615,7 +614,7 @@ def test_bad_input_through_the_cli(case, ws, capsys):
 def test_the_suite_would_see_a_traceback_a_wrong_status_and_a_touched_file(ws, capsys, monkeypatch):
     """The harness is not blind: -v shows the traceback it rejects, a wrong status fails a case, and so
     does a command that writes outside its output."""
-    import dicrepro.cli as cli
+    from dicrepro import cli
 
     (ws / "p.yaml").write_text("seed: 1\nseed: 2\n")
     with pytest.raises(AssertionError, match="Traceback"):
@@ -633,7 +632,7 @@ def test_the_suite_would_see_a_traceback_a_wrong_status_and_a_touched_file(ws, c
 
 
 def test_ctrl_c_is_one_line_and_status_130(ws, capsys, monkeypatch):
-    import dicrepro.data.expert as expert
+    from dicrepro.data import expert
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt
@@ -650,7 +649,7 @@ def test_ctrl_c_is_one_line_and_status_130(ws, capsys, monkeypatch):
 class _Counter(http.server.BaseHTTPRequestHandler):
     hits: list[str] = []
 
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         _Counter.hits.append(self.path)
         self.send_response(200)
         self.end_headers()

@@ -349,7 +349,7 @@ def import_annotations(path: str | Path, *, strict: bool = False) -> ImportRepor
             continue
         try:
             _, problems = _check_row(obj, base, file, line, seen)
-        except Exception as e:  # noqa: BLE001 - a row we failed to foresee is still only that row's problem
+        except Exception as e:  # a row we failed to foresee is still only that row's problem
             log.debug("row %s:%s", file, line, exc_info=True)
             problems = [Problem(file, line, "(row)", f"cannot be imported ({type(e).__name__}: {e})")]
         report.problems.extend(problems)
