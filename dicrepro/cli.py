@@ -475,6 +475,17 @@ def error_message(e: BaseException) -> tuple[int, str]:
     return 1, f"internal error ({type(e).__name__}: {first}); rerun with -v for the traceback"
 
 
+def quiet_closed_loop(unraisable) -> None:
+    """sys.unraisablehook for ``run``: papermill's kernel clients leave ZMQ sockets whose finalizers run
+    after their event loop closed, printing a 'RuntimeError: Event loop is closed' traceback at exit of a
+    run that succeeded. That one is logged at debug level; anything else goes to Python's own hook."""
+    exc = unraisable.exc_value
+    if isinstance(exc, RuntimeError) and "Event loop is closed" in str(exc):
+        logging.getLogger("dicrepro.cli").debug("ignored at exit: %s in %r", exc, unraisable.object)
+        return
+    sys.__unraisablehook__(unraisable)
+
+
 def _close_progress_bars() -> None:
     """Finish the line of any progress bar an interrupt left open, so the message gets its own line."""
     try:
@@ -490,6 +501,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.cmd == "run" and not args.verbose:
+        sys.unraisablehook = quiet_closed_loop
     try:
         return args.func(args)
     except KeyboardInterrupt:

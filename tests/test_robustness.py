@@ -872,3 +872,15 @@ def test_ctrl_c_mid_synth_is_one_line_and_exit_130(tmp_path):
     assert "Traceback" not in err
     assert _user_lines(err) == ["interrupted (a rerun resumes where this one stopped)"]
     assert not out.exists()
+
+
+def test_run_exits_without_the_closed_event_loop_traceback_but_keeps_others():
+    """`dicrepro run` used to end a successful run with ZMQ's 'Event loop is closed' traceback (a socket
+    finalizer after papermill's loop closed); that one is quiet now, other unraisable errors still show."""
+    code = ("import sys\nfrom dicrepro.cli import quiet_closed_loop\nsys.unraisablehook = quiet_closed_loop\n"
+            "class Socket:\n    def __init__(self, msg): self.msg = msg\n"
+            "    def __del__(self): raise RuntimeError(self.msg)\n"
+            "s = Socket('Event loop is closed'); del s\nt = Socket('something else'); del t\n")
+    err = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stderr
+    assert "Event loop is closed" not in err
+    assert "RuntimeError: something else" in err
