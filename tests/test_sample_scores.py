@@ -55,3 +55,23 @@ def test_sample_scores_cis_and_significance(tmp_path):
     write_sample_scores(tmp_path, rows, {"base": babble, "stage1": faithful}, items,
                         {"base": wrong, "stage1": right}, seed=0)
     assert {p: p.read_bytes() for p in paths.values()} == before
+
+
+def test_tables_show_plus_minus_and_mark_significance(tmp_path):
+    from dicrepro.diagrams.graph import Diagram
+    from dicrepro.report.ci_tables import write_ci_tables
+
+    rows = caption_rows()
+    faithful = {r["id"]: describe(Diagram.from_json(r["graph"]), random.Random(9))["description"]
+                if r["graph"] else "a caption" for r in rows}
+    babble = {r["id"]: "This diagram shows some elements." for r in rows}
+    (tmp_path / "results").mkdir()
+    write_sample_scores(tmp_path / "results", rows, {"base": babble, "stage1": faithful}, [], {}, seed=0)
+    paths = write_ci_tables(tmp_path, ["tiny stand-in model"])
+    assert {p.name for p in paths} >= {"ci_table.md", "faithfulness_table.md", "faithfulness_by_type.tex"}
+    md = (tmp_path / "results" / "faithfulness_table.md").read_text(encoding="utf-8")
+    stage1 = next(line for line in md.splitlines() if line.startswith("| stage1"))
+    base = next(line for line in md.splitlines() if line.startswith("| base"))
+    assert "100.0 ± 0.0**" in stage1 and "0.0 ± 0.0" in base and "tiny stand-in model" in md
+    long = pd.read_csv(tmp_path / "results" / "faithfulness_table.csv")
+    assert set(long.columns) == {"model", "metric", "mean", "low", "high", "n"}

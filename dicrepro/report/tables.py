@@ -15,6 +15,7 @@ import pandas as pd
 
 from dicrepro.atomic import write_text_atomic
 from dicrepro.evaluate.metrics import METRIC_KEYS, format_improvement
+from dicrepro.report.ci_tables import write_ci_tables
 
 log = logging.getLogger(__name__)
 
@@ -188,5 +189,6 @@ def write_tables(run_dir: str | Path) -> list[Path]:
     if len(blind):
         paths += _write(blind, res / "blind_table", "With the image, blind, and the gain", labels,
                         note=BLIND_NOTE)
+    paths += write_ci_tables(run_dir, labels)  # CIs, faithfulness, significance (when recorded)
     log.info("wrote %d table files under %s", len(paths), res)
     return paths
