@@ -29,12 +29,28 @@ class OutputError(ValueError):
     """An output path cannot be used: not ours, not a folder, or busy. The message is one line."""
 
 
+# The columns every dataset dicrepro writes has (dicrepro.data.synth.FEATURES): how a dataset saved before
+# outputs were marked is still recognised as dicrepro's own, so an older run folder reruns in place.
+_DICREPRO_COLUMNS = {"id", "image", "mermaid", "graph", "source", "prompt", "target"}
+
+
+def _legacy_dataset(path: Path) -> bool:
+    try:
+        splits = json.loads((path / "dataset_dict.json").read_text(encoding="utf-8"))["splits"]
+        return bool(splits) and all(
+            _DICREPRO_COLUMNS <= set(json.loads((path / s / "dataset_info.json").read_text(encoding="utf-8"))
+                                     ["features"]) for s in splits)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 def output_kind(path: str | Path) -> str | None:
-    """The kind recorded in ``path``'s marker, or None when ``path`` is not a dicrepro output folder."""
+    """The kind recorded in ``path``'s marker (``dataset`` for a dicrepro dataset saved before markers), or
+    None when ``path`` is not a dicrepro output folder."""
     try:
         rec = json.loads((Path(path) / MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return None
+        return "dataset" if _legacy_dataset(Path(path)) else None
     return rec.get("kind") if isinstance(rec, dict) and rec.get("written_by") == "dicrepro" else None
 
 

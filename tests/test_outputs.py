@@ -108,3 +108,18 @@ def test_augment_refuses_a_users_folder_and_its_source(tmp_path):
     with pytest.raises(ValueError, match="holds the source"):
         augment_dataset(src, tmp_path, seed=0, progress=False, overwrite=True)
     assert (src / MARKER).exists()
+
+
+def test_a_dicrepro_dataset_saved_before_markers_is_still_ours(tmp_path):
+    from dicrepro.data.synth import FEATURES, _rows_to_dataset
+
+    row = {k: "" for k in FEATURES}
+    row.update(id="s1-000000", image={"bytes": b"\x89PNG", "path": None}, seed=1)
+    old_run = save_dataset_atomic(DatasetDict({"train": _rows_to_dataset([row])}), tmp_path / "stage1")
+    (old_run / MARKER).unlink()  # as an older version left it
+    assert output_kind(old_run) == "dataset"
+    with claim_output(old_run, "synth", accept=("dataset",)):
+        pass
+    other = _tiny_dataset(tmp_path / "someone_elses")  # a HF dataset with other columns
+    (other / MARKER).unlink()
+    assert output_kind(other) is None
