@@ -317,6 +317,33 @@ def _add_graph_eval(sub) -> None:
     p.set_defaults(func=_cmd_structure)
 
 
+def _cmd_realism(a: argparse.Namespace) -> int:
+    from dicrepro.report.realism import realism_main
+
+    out = realism_main(a.dataset, a.against or [], md=a.md, figure=a.figure, split=a.split, graphs=a.graphs)
+    print(f"wrote {out['md']} and {out['figure']}")
+    bad = out["outside_tolerance"]
+    print("every statistic within tolerance of ../shared/REALISM.md" if not bad
+          else f"outside tolerance: {', '.join(bad)}")
+    return 0
+
+
+def _add_realism(sub) -> None:
+    p = sub.add_parser("realism", help="how real a diagram dataset looks: REALISM.md's statistics, table + figure",
+                       description="Type mix, sequence messages/blocks/notes/activations, flowchart nodes/"
+                                   "subgraphs/edge labels, state composites, label lengths and line breaks, "
+                                   "from each row's graph (parsed again from its Mermaid with mermaid.js), "
+                                   "against the real-docs targets; --against adds more datasets as columns.")
+    p.add_argument("dataset", help="dataset folder (save_to_disk) with graph and mermaid columns")
+    p.add_argument("--against", action="append", metavar="DATASET", help="another dataset to compare (repeatable)")
+    p.add_argument("--md", default=None, help="Markdown table to write (default DATASET_realism.md beside it)")
+    p.add_argument("--figure", default=None, help="comparison figure PNG (default: the table's name, .png)")
+    p.add_argument("--split", choices=("all", "train", "test"), default="all", help="rows to measure (default all)")
+    p.add_argument("--graphs", action="store_true",
+                   help="read the stored graph column instead of parsing the Mermaid again (faster)")
+    p.set_defaults(func=_cmd_realism)
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="dicrepro",
@@ -450,6 +477,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_report)
 
     _add_harvest(sub)
+    _add_realism(sub)
     _add_graph_eval(sub)
 
     p = sub.add_parser("check", help="validate a params file and exit")

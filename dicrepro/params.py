@@ -101,8 +101,8 @@ class RealismParams(_Strict):
     """Knobs that make synthesized diagrams as rich as hand-written ICT docs (../shared/REALISM.md, measured
     by ``dicrepro realism``). Every default keeps the plain synthesizer; params/paper.yaml turns them on."""
 
-    # Draw weights of stage1.diagram_types ({} = every listed type equally); a listed type missing here
-    # keeps weight 0 only if other_types_weight is 0.
+    # Draw weights of stage1.diagram_types ({} = every listed type equally); a listed type not named here
+    # gets other_types_weight.
     type_weights: dict[DiagramType, float] = {}
     other_types_weight: float = Field(0.0, ge=0)
     # sequence: share of diagrams with alt/opt/loop/par blocks, with a block nested in another, with
@@ -121,8 +121,21 @@ class RealismParams(_Strict):
     line_break_p: float = Field(0.0, ge=0, le=1)
     # labels: share of diagrams that name participants/steps in their long form (full names, qualifiers)
     long_label_p: float = Field(0.0, ge=0, le=1)
-    # state: share of diagrams with a composite state
+    # state: share of diagrams with a composite state; share that keep the [*] start (null: all)
     composite_state_p: float = Field(0.0, ge=0, le=1)
+    state_start_p: float | None = Field(None, ge=0, le=1)
+    # flowchart: share that keep their decisions (null: all); the others are the steps in a row
+    decision_p: float | None = Field(None, ge=0, le=1)
+    # per-type [min, max] elements, over stage1.min_elements/max_elements (e.g. sequence: [6, 24])
+    element_ranges: dict[DiagramType, tuple[int, int]] = {}
+
+    @field_validator("element_ranges")
+    @classmethod
+    def _ranges(cls, v: dict) -> dict:
+        bad = {k: r for k, r in v.items() if not 2 <= r[0] <= r[1]}
+        if bad:
+            raise ValueError(f"element_ranges need 2 <= min <= max, got {bad}")
+        return v
 
     @property
     def active(self) -> bool:

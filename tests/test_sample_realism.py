@@ -19,7 +19,7 @@ from dicrepro.text.gate import check_faithful
 
 RICH = RealismParams(block_p=1, nested_block_p=0.5, note_p=1, activation_p=1, self_message_p=0.7,
                      autonumber_p=0.2, subgraph_p=1, nested_subgraph_p=0.6, class_def_p=0.5, line_break_p=0.5,
-                     long_label_p=0.5)
+                     long_label_p=0.5, composite_state_p=0.5, state_start_p=0.5, decision_p=0.5)
 
 
 def rich(dtype: str, seed: int) -> Diagram:
@@ -34,7 +34,8 @@ def by_labels(d: Diagram):
     glab = {g.id: g.label for g in d.groups}
     return {
         "nodes": sorted(lab.values()),
-        "edges": [(lab[e.src], lab[e.dst], e.label) for e in d.ordered_edges()],
+        "edges": [(lab[e.src], lab[e.dst], e.label) for e in d.ordered_edges()] if d.diagram_type == "sequence"
+        else sorted((lab[e.src], lab[e.dst], e.label) for e in d.edges),
         "groups": sorted((g.label, sorted(lab[m] if m in lab else m for m in g.members)) for g in d.groups),
         "blocks": [(b["kind"], b["parent"], [(br["condition"], br["messages"]) for br in b["branches"]])
                    for b in d.meta.get("blocks", [])],
@@ -49,7 +50,7 @@ def renderer():
         yield r
 
 
-@pytest.mark.parametrize("dtype", ["sequence", "flowchart"])
+@pytest.mark.parametrize("dtype", ["sequence", "flowchart", "state"])
 def test_rich_diagrams_round_trip_through_mermaid(renderer, dtype):
     diagrams = [rich(dtype, seed) for seed in range(30)]
     if dtype == "sequence":
@@ -57,8 +58,12 @@ def test_rich_diagrams_round_trip_through_mermaid(renderer, dtype):
         assert any(b["parent"] is not None for d in diagrams for b in d.meta.get("blocks", []))
         assert any(e.src == e.dst for d in diagrams for e in d.edges)
         assert {b["kind"] for d in diagrams for b in d.meta.get("blocks", [])} >= {"alt", "loop", "opt"}
+    elif dtype == "flowchart":
+        assert sum(bool(d.meta.get("group_parents")) for d in diagrams) >= 4
+        assert any(not any(n.kind == "decision" for n in d.nodes) for d in diagrams)
     else:
-        assert sum(bool(d.meta.get("group_parents")) for d in diagrams) >= 8
+        assert sum(any(n.kind == "composite" for n in d.nodes) for d in diagrams) >= 8
+        assert any(not any(n.kind == "start" for n in d.nodes) for d in diagrams)
     sources = [to_mermaid(d) for d in diagrams]
     for d, src, res in zip(diagrams, sources, parse_mermaid(sources, renderer=renderer)):
         assert res.ok, (res.error, src)

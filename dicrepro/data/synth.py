@@ -111,10 +111,13 @@ def plan_sample(spec: SynthSpec, index: int) -> dict:
     else:
         dtype = rng.choice(list(spec.diagram_types))
     language = _weighted(rng, spec.languages)
-    lo = feasible_min_elements(dtype, spec.domain, spec.min_elements)
+    wanted_lo, hi = spec.min_elements, spec.max_elements
+    if knobs is not None and dtype in knobs.element_ranges:
+        wanted_lo, hi = knobs.element_ranges[dtype]
+    lo = feasible_min_elements(dtype, spec.domain, wanted_lo)
     diagram: Diagram = sample_diagram(
         rng, dtype, domain=spec.domain, language=language,
-        min_elements=lo, max_elements=max(lo, spec.max_elements),
+        min_elements=lo, max_elements=max(lo, hi),
     )
     if knobs is not None and knobs.active:  # its own stream: the plain draws above stay as they were
         enrich(random.Random(s ^ 0x7EA115), diagram, knobs, spec.domain)

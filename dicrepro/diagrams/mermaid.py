@@ -240,16 +240,31 @@ def _state(d: Diagram) -> str:
     if d.meta.get("direction"):
         lines.append(f"  direction {d.meta['direction']}")
     ref = {}
+    # composite states (sample_realism / parse): a node and a group of the same id, children inside it
+    inside = {m: g.id for g in d.groups for m in g.members}
+    composite = {g.id: g for g in d.groups}
+
+    def decl(n: Node) -> str:
+        if n.kind == "choice":
+            return f"state {ids[n.id]} <<choice>>"
+        return f"state {q(n.label)} as {ids[n.id]}"
+
     for n in d.nodes:
-        if n.kind in ("start", "end"):
-            ref[n.id] = "[*]"
-        elif n.kind == "choice":
-            ref[n.id] = ids[n.id]
-            lines.append(f"  state {ids[n.id]} <<choice>>")
+        ref[n.id] = "[*]" if n.kind in ("start", "end") else ids[n.id]
+    for n in d.nodes:
+        if n.kind in ("start", "end") or n.id in inside:
+            continue
+        if n.id in composite:
+            lines.append(f"  state {q(n.label)} as {ids[n.id]} {{")
+            lines.extend("    " + decl(d.node(m)) for m in composite[n.id].members)
+            lines.extend(f"    {ref[e.src]} --> {ref[e.dst]}" + (f" : {bare(e.label)}" if e.label else "")
+                         for e in d.edges if inside.get(e.src) == n.id and inside.get(e.dst) == n.id)
+            lines.append("  }")
         else:
-            ref[n.id] = ids[n.id]
-            lines.append(f"  state {q(n.label)} as {ids[n.id]}")
+            lines.append("  " + decl(n))
     for e in d.edges:
+        if inside.get(e.src) is not None and inside.get(e.src) == inside.get(e.dst):
+            continue  # written inside its composite
         label = f" : {bare(e.label)}" if e.label else ""
         lines.append(f"  {ref[e.src]} --> {ref[e.dst]}{label}")
     return "\n".join(lines)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import random
 
-from dicrepro.diagrams.graph import Diagram, Edge, Group
+from dicrepro.diagrams.graph import Diagram, Edge, Group, Node
 from dicrepro.diagrams.knowledge import common, load_kb
 
 # Conditions real docs put on blocks, [en, zh]; alt conditions come from the topic's decisions first.
@@ -59,7 +59,17 @@ NOTE_TEXTS = [
     ["Idempotent: a retry reuses the same key", "幂等：重试使用同一键值"],
     ["The context is kept until release", "上下文保留至释放"],
     ["All messages are integrity protected", "所有消息均受完整性保护"],
+    ["Runs only when the cached entry has expired", "仅在缓存条目过期后执行"],
+    ["Both sides keep the state until the release", "双方保持该状态直至释放"],
+    ["Failure here rolls back the previous steps", "此处失败将回滚之前的步骤"],
+    ["The response is cached for subsequent requests", "响应会被缓存以供后续请求使用"],
 ]
+# What real labels add to a bare name: parameters, limits, scope (messages stay English, as in specs)
+MESSAGE_QUALIFIERS = ["(transaction ID)", "(correlation ID, timestamp)", "(cause code)", "(session ID, QoS profile)",
+                      "(idempotency key)", "(retry after 5 s)", "(subscriber ID, requested slice)", "(TLS, mutual auth)"]
+STEP_QUALIFIERS = [["(timeout 30 s)", "（超时30秒）"], ["(per cell)", "（按小区）"], ["(retry up to 3 times)", "（最多重试3次）"],
+                   ["(idempotent)", "（幂等）"], ["(see the runbook)", "（参见运维手册）"], ["(all sites)", "（所有站点）"],
+                   ["(within the maintenance window)", "（在维护窗口内）"]]
 SUBGRAPH_NAMES = [["Control plane", "控制面"], ["Validation", "校验"], ["Recovery path", "恢复路径"],
                   ["Core network", "核心网"], ["Edge site", "边缘站点"]]
 
@@ -79,7 +89,22 @@ def enrich(rng: random.Random, d: Diagram, knobs, domain: str = "ict") -> Diagra
     if d.diagram_type == "sequence":
         _sequence(rng, d, knobs, t)
     elif d.diagram_type == "flowchart":
+        if knobs.decision_p is not None and rng.random() >= knobs.decision_p:
+            _steps_in_a_row(d)
+        if t and rng.random() < knobs.long_label_p:
+            _full_names(d, t)
+            for n in d.nodes:
+                if n.kind in ("process", "subroutine", "io") and rng.random() < 0.5:
+                    n.label += ("" if d.language == "zh" else " ") + _pick(rng.choice(STEP_QUALIFIERS), d.language)
         _flowchart(rng, d, knobs, domain)
+    elif d.diagram_type == "state":
+        if knobs.state_start_p is not None and rng.random() >= knobs.state_start_p and \
+                len([n for n in d.nodes if n.kind not in ("start", "end")]) >= 2:
+            d.nodes = [n for n in d.nodes if n.kind != "start"]
+            keep = {n.id for n in d.nodes}
+            d.edges = [e for e in d.edges if e.src in keep and e.dst in keep]
+        if rng.random() < knobs.composite_state_p:
+            _composite_state(rng, d)
     if d.diagram_type in ("flowchart", "sequence") and rng.random() < knobs.line_break_p:
         d.meta["label_breaks"] = True
     return d
@@ -99,15 +124,25 @@ def _sequence(rng: random.Random, d: Diagram, knobs, t: dict | None) -> None:
             e = ents.get(n.id)
             if e and "full_en" in e:
                 full = e["full_zh"] if lang == "zh" else e["full_en"]
-                n.label = full if lang == "zh" or rng.random() < 0.5 else f"{full} ({e['en']})"
+                if rng.random() < 0.7:  # "Access and Mobility Management Function (AMF)"
+                    full = f"{full}（{e['zh']}）" if lang == "zh" else f"{full} ({e['en']})"
+                n.label = full
     msgs = d.ordered_edges()
+    if t and rng.random() < knobs.long_label_p:  # interfaces from the topic's links, then parameters
+        links = {frozenset((x["a"], x["b"])): x["label"] for x in t.get("links", [])}
+        for e in msgs:
+            iface = links.get(frozenset((e.src, e.dst)))
+            if iface and rng.random() < 0.5:
+                e.label = f"{e.label} over {iface}"
+            if e.kind == "sync" and rng.random() < 0.6:
+                e.label = f"{e.label} {rng.choice(MESSAGE_QUALIFIERS)}"
     phase_of = {int(m): gi for gi, g in enumerate(d.groups) for m in g.members}
     phase = [phase_of.get(i) for i in range(len(msgs))]
     # Self-messages: the receiver of a request does one of the topic's steps (or a generic one) itself.
     if msgs and rng.random() < knobs.self_message_p:
         steps = [_pick([s["en"], s["zh"]], lang) for s in _steps(t, lang, "process")] or \
             [_pick(s, lang) for s in SELF_STEPS]
-        for _ in range(rng.choice([1, 1, 2])):
+        for _ in range(rng.choice([1, 2, 3])):
             cands = [i for i, e in enumerate(msgs) if e.kind == "sync" and e.src != e.dst]
             if not cands:
                 break
@@ -214,7 +249,9 @@ def _add_block(rng, d: Diagram, msgs: list[Edge], phase: list, blocks: list[dict
 def _add_notes(rng, d: Diagram, msgs: list[Edge], t, lang: str) -> None:
     used = {e.label for e in msgs} | {g.label for g in d.groups}
     texts = [_pick([s["en"], s["zh"]], lang) for s in _steps(t, lang, "process")]
-    texts = [x for x in texts if x not in used] or [_pick(n, lang) for n in NOTE_TEXTS]
+    texts = [x for x in texts if x not in used]
+    if not texts or rng.random() < 0.5:  # an explanation rather than a step name, as docs write notes
+        texts = [_pick(n, lang) for n in NOTE_TEXTS]
     notes = []
     for i in sorted(rng.sample(range(len(msgs)), min(len(msgs), rng.choice([1, 1, 2])))):
         e = msgs[i]
@@ -228,7 +265,68 @@ def _add_notes(rng, d: Diagram, msgs: list[Edge], t, lang: str) -> None:
     d.meta["notes"] = notes
 
 
+# --- state ---------------------------------------------------------------------------------------------
+
+COMPOSITE_NAMES = [["Active", "活动"], ["In service", "服务中"], ["Operational", "运行中"], ["Recovery", "恢复中"],
+                   ["Connected mode", "连接态"]]
+
+
+def _composite_state(rng: random.Random, d: Diagram) -> None:
+    """Two or three consecutive states become the children of a composite state (a node and a group of
+    the same id, as :mod:`dicrepro.diagrams.parse` reads ``state X { ... }``)."""
+    states = [n for n in d.nodes if n.kind == "state"]
+    used = {n.label for n in d.nodes}
+    names = [_pick(x, d.language) for x in COMPOSITE_NAMES if _pick(x, d.language) not in used]
+    if len(states) < 3 or not names:
+        return
+    k = rng.choice([2, 2, 3])
+    i = rng.randrange(len(states) - k + 1)
+    kids = [n.id for n in states[i:i + k]]
+    label = rng.choice(names)
+    d.nodes.insert(d.nodes.index(states[i]), Node("cs0", label, "composite"))
+    d.groups.append(Group("cs0", label, kids))
+
+
 # --- flowchart -----------------------------------------------------------------------------------------
+
+def _steps_in_a_row(d: Diagram) -> None:
+    """Drop each decision and its remedial branch: the steps before it lead straight to its "yes" side
+    (many hand-written flowcharts are a plain pipeline without branch labels)."""
+    for dec in [n for n in d.nodes if n.kind == "decision"]:
+        outs = [e for e in d.edges if e.src == dec.id]
+        labels = [e.label for e in outs]
+        yes = [e.dst for e in outs if e.label and labels.count(e.label) == 1 and e is outs[-1]] or \
+            [outs[-1].dst] if outs else []
+        fixes = {e.dst for e in outs if e.dst not in yes}
+        fixes = {f for f in fixes if d.node(f).kind not in ("start", "end", "decision")}
+        gone = {dec.id} | fixes
+        preds = [e.src for e in d.edges if e.dst == dec.id and e.src not in gone]
+        d.edges = [e for e in d.edges if e.src not in gone and e.dst not in gone]
+        for p in dict.fromkeys(preds):
+            for y in yes:
+                if y not in gone and not any(e.src == p and e.dst == y for e in d.edges):
+                    d.edges.append(Edge(p, y))
+        d.nodes = [n for n in d.nodes if n.id not in gone]
+        for g in d.groups:
+            g.members = [m for m in g.members if m not in gone]
+    d.groups = [g for g in d.groups if g.members]
+
+
+def _full_names(d: Diagram, t: dict) -> None:
+    """Name the topic's entities in full inside step labels: "Select AUSF" -> "Select Authentication
+    Server Function (AUSF)", as specifications and runbooks write them."""
+    import re
+
+    zh = d.language == "zh"
+    for e in t.get("entities", []):
+        if "full_en" not in e:
+            continue
+        short = e["zh" if zh else "en"]
+        full = f"{e['full_zh']}（{short}）" if zh else f"{e['full_en']} ({short})"
+        pat = re.compile(rf"(?<![\w-]){re.escape(short)}(?![\w-])")
+        for n in d.nodes:
+            if pat.search(n.label) and full not in n.label:
+                n.label = pat.sub(full, n.label, count=1)
 
 def _flowchart(rng: random.Random, d: Diagram, knobs, domain: str) -> None:
     lang = d.language
