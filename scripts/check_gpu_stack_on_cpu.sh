@@ -5,7 +5,8 @@
 # import on a CPU, so the tests of Unsloth's own collator (sft.collator: unsloth) run too. torch, CUDA and
 # Unsloth's GPU path (FastVisionModel, 4-bit) cannot be matched here.
 # It found, on 2026-12-01: SFTConfig(activation_checkpointing=...) does not exist in transformers 5.17, and
-# trl 1.15.0's fused LM head needs Triton on a GPU. A throwaway venv in $VENV overlays .venv (nothing in
+# trl 1.15.0's fused LM head needs Triton on a GPU. The processor's pixel limits, the LoRA targets, the k-bit
+# preparation and the row filter are checked here too (tests/test_processor.py, test_finetune_pitfalls.py). A throwaway venv in $VENV overlays .venv (nothing in
 # .venv changes). Usage: bash scripts/check_gpu_stack_on_cpu.sh [pytest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,4 +35,5 @@ echo "import site; site.addsitedir('$SITE')" > "$OVERLAY/zz_dicrepro_venv.pth"
 from importlib.metadata import version; print('unsloth', version('unsloth'), '| unsloth_zoo', version('unsloth_zoo'))"
 # Unsloth writes compiled kernels to ./unsloth_compiled_cache unless told otherwise
 HF_HUB_OFFLINE=1 UNSLOTH_COMPILE_LOCATION="$VENV/unsloth_compiled_cache" "$VENV/bin/python" -m pytest -q -p no:cacheprovider \
-  tests/test_sft.py tests/test_tiny_model.py tests/test_predict.py tests/test_bench_sft.py "$@"
+  tests/test_sft.py tests/test_tiny_model.py tests/test_predict.py tests/test_bench_sft.py tests/test_processor.py \
+  tests/test_finetune_pitfalls.py tests/test_model_folder.py "$@"
