@@ -344,6 +344,38 @@ def _add_realism(sub) -> None:
     p.set_defaults(func=_cmd_realism)
 
 
+def _cmd_author(a: argparse.Namespace) -> int:
+    from dicrepro.data.author import author
+    from dicrepro.diagrams.render import MermaidRenderer
+    from dicrepro.outputs import check_output
+    from dicrepro.params import load_params
+
+    params = load_params(a.params, need_model=False).author
+    params = params.model_copy(update={k: v for k, v in (("base_url", a.base_url), ("model", a.model)) if v})
+    check_output(a.out, ("author", "dataset"), overwrite=a.overwrite)  # before the browser starts
+    with MermaidRenderer(workers=1, progress=False) as r:
+        report = author(a.paths, a.out, params, split=a.split, renderer=r, overwrite=a.overwrite)
+    print(report.text())
+    print(f"wrote {a.out} (split {a.split}); rejected passages also in {Path(a.out).name}_failures.jsonl")
+    return 0
+
+
+def _add_author(sub) -> None:
+    p = sub.add_parser("author", help="an LLM writes Mermaid for ICT text passages (parsed, rendered, gated)",
+                       description="Each passage chunk of the .md/.txt files under PATH goes to the params' "
+                                   "author endpoint (OpenAI-compatible); the reply's Mermaid must parse, render "
+                                   "and use only the passage's words, else it is retried once with the reason. "
+                                   "Writes a stage-1-shaped dataset with provenance and the prompt kept.")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="passage files or folders (.md, .txt)")
+    p.add_argument("--out", required=True, help="output dataset folder")
+    p.add_argument("--params", default=DEFAULT_PARAMS, type=_params_file, help="params YAML (its author: section)")
+    p.add_argument("--base-url", default=None, help="chat endpoint, e.g. http://localhost:8000/v1 (over the params)")
+    p.add_argument("--model", default=None, help="served model name (over the params)")
+    p.add_argument("--split", choices=("train", "test"), default="train", help="the split of every row (default train)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out even if it is not an earlier dicrepro dataset")
+    p.set_defaults(func=_cmd_author)
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="dicrepro",
@@ -478,6 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_harvest(sub)
     _add_realism(sub)
+    _add_author(sub)
     _add_graph_eval(sub)
 
     p = sub.add_parser("check", help="validate a params file and exit")
@@ -527,8 +560,14 @@ def _close_progress_bars() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+    # Quiet by default: each step's own progress bar, warnings, and the summary the command prints once.
+    # -v adds the library's log, the progress bars of datasets/transformers, and tracebacks.
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        logging.getLogger("dicrepro.pipeline").setLevel(logging.INFO)  # "step X done in 42 s" for `run`
+        os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")  # read when datasets is imported
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     if args.cmd == "run" and not args.verbose:
         sys.unraisablehook = quiet_closed_loop
     try:

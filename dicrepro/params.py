@@ -221,6 +221,20 @@ class DescribeParams(_Strict):
     hf_max_new_tokens: int = Field(1536, ge=16)
 
 
+class AuthorParams(_Strict):
+    """``dicrepro author``: an OpenAI-compatible chat endpoint writes Mermaid for ICT text passages."""
+
+    base_url: str | None = None   # e.g. http://localhost:8000/v1 (vLLM), http://localhost:11434/v1 (Ollama)
+    model: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: int = Field(4, ge=1)
+    timeout_s: float = Field(120.0, gt=0)
+    max_retries: int = Field(3, ge=0)
+    prompt: str = "author_v1"  # dicrepro/text/prompts/<prompt>.txt, or a .txt path
+    diagram_types: list[DiagramType] = Field(["flowchart", "sequence", "state"], min_length=1)
+    max_chars: int = Field(4000, ge=200)  # passages are split at blank lines into chunks of at most this
+
+
 class LoraParams(_Strict):
     r: int = Field(16, ge=1)
     alpha: int = Field(16, ge=1)
@@ -327,6 +341,7 @@ class Params(_Strict):
     stage2: Stage2Params = Stage2Params()
     stage3: Stage3Params = Stage3Params()
     describe: DescribeParams = DescribeParams()
+    author: AuthorParams = AuthorParams()
     sft: SFTParams = SFTParams()
     eval: EvalParams = EvalParams()
 
