@@ -41,6 +41,7 @@ figures: setup  ## regenerate figures/ from the recorded results of the last run
 LAB_PORT ?= 8888
 LAB_IP ?= 127.0.0.1
 lab: setup  ## JupyterLab on notebooks/ with the project kernel (prints the URL to open; LAB_PORT, LAB_IP)
+	@echo "Starting JupyterLab on notebooks/: open the http://$(LAB_IP):$(LAB_PORT)/lab?token=... URL it prints below"
 	@# --allow-root only when running as root (containers), which JupyterLab otherwise refuses
 	$(VPY) -m jupyter lab --notebook-dir=notebooks --no-browser --ip=$(LAB_IP) --port=$(LAB_PORT) \
 	  $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
