@@ -73,3 +73,14 @@ def test_small_diagrams_are_enlarged_to_min_pixels(checkpoint_like):
     n = _tokens_of(load_processor(checkpoint_like, params), Image.new("RGB", (300, 200), "white"))
     assert n * 28 * 28 >= 200704 and n == image_tokens(300, 200, params)
     assert math.isclose(n, 256, rel_tol=0.1)
+
+
+def test_the_image_sizes_in_the_training_doc_are_the_computed_ones():
+    from pathlib import Path
+
+    from dicrepro.train.processor import image_size_table
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "training.md").read_text()
+    block = doc.split("<!-- image-sizes:begin -->\n")[1].split("\n<!-- image-sizes:end -->")[0]
+    assert block == image_size_table(load_params("params/paper.yaml", need_model=False))
+    assert "1148×840, 1,230 tokens" in block  # the 2000x1500 diagram above, at the paper profile's limits

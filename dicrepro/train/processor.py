@@ -115,3 +115,36 @@ def write_checkpoint_processor(processor, folder: str | Path) -> Path:
             f.write_text(json.dumps(d, indent=2))
     (folder / "preprocessor_config.json").write_text(json.dumps(QWEN25_VL_PREPROCESSOR, indent=2))
     return folder
+
+
+EXAMPLE_SIZES = ((2000, 1500), (1280, 1024), (800, 600), (400, 300))
+
+
+def image_size_table(params, sizes=EXAMPLE_SIZES) -> str:
+    """Markdown: the size each model of a run sees an image at (computed from ``params.model``'s limits with
+    transformers' own resize rule), beside what the base checkpoint's shipped limits would give."""
+    lo, hi = params.model.min_pixels, params.model.max_pixels
+
+    class _Shipped:  # Qwen2.5-VL-7B-Instruct's own preprocessor_config.json
+        min_pixels, max_pixels = QWEN25_VL_PREPROCESSOR["min_pixels"], QWEN25_VL_PREPROCESSOR["max_pixels"]
+
+    def cell(w, h, limits) -> str:
+        rw, rh = resized_size(w, h, limits)
+        return f"{rw}×{rh}, {image_tokens(w, h, limits):,} tokens"
+
+    base = "`model.path`" if params.model.kind == "local" else "the tiny base (`models/base`)"
+    head = "| model of the run | pixel limits | " + " | ".join(f"{w}×{h} image" for w, h in sizes) + " |"
+    lines = [head, "|---|---|" + "---|" * len(sizes)]
+    for name in (f"base: {base}", "stage 1, 2, 3: `models/stageK/merged`", "`eval.baselines`"):
+        lines.append(f"| {name} | {lo:,}..{hi:,} | " + " | ".join(cell(w, h, params.model) for w, h in sizes) + " |")
+    lines.append(f"| (Qwen2.5-VL-7B-Instruct's own limits, not used) | {_Shipped.min_pixels:,}..{_Shipped.max_pixels:,} "
+                 "| " + " | ".join(cell(w, h, _Shipped) for w, h in sizes) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m dicrepro.train.processor params/paper.yaml: the table of docs/training.md
+    import sys
+
+    from dicrepro.params import load_params
+
+    print(image_size_table(load_params(sys.argv[1] if len(sys.argv) > 1 else "params/paper.yaml", need_model=False)))
