@@ -103,3 +103,32 @@ def test_off_by_default_and_on_in_its_own_stream():
     assert {p["diagram_type"] for p in plans} == {"sequence"}
     assert sum("alt " in p["mermaid"] or "loop " in p["mermaid"] or "opt " in p["mermaid"]
                or "par " in p["mermaid"] for p in plans) >= 30
+
+
+def test_vqa_asks_about_conditions_loops_and_notes_with_keys_from_the_graph():
+    from dicrepro.data.vqa_kinds import Cand, objective_candidates
+
+    d = rich("sequence", 4)
+    msgs = d.ordered_edges()
+    d.meta["blocks"] = [{"kind": "alt", "parent": None, "branches": [
+        {"condition": "Token valid", "messages": [0]}, {"condition": "Expired", "messages": [1]}]},
+        {"kind": "loop", "parent": None, "branches": [{"condition": "Every 30 s", "messages": [2]}]}]
+    d.meta["notes"] = [{"text": "Keys never leave the USIM", "over": [msgs[0].src], "position": "over", "after": 1}]
+    cands = []
+    for x in objective_candidates(d, random.Random(0)):
+        cands += [x] if isinstance(x, Cand) else [y for y in x if y]
+    by = {}
+    for x in cands:
+        by.setdefault(x.qtype, []).append(x)
+    cond = {x.question: x.options[x.correct] for x in by["mc.condition"]}
+    assert cond[f'Under which condition is "{msgs[0].label}" sent?'] == "Token valid"
+    assert cond[f'Under which condition is "{msgs[1].label}" sent?'] == "Expired"
+    [loop] = by["mc.loop"]
+    assert loop.options[loop.correct] == msgs[2].label and "Every 30 s" in loop.question
+    [note] = by["mc.note"]
+    assert note.options[note.correct] == "Keys never leave the USIM" and len(set(note.options)) == 4
+    assert {x.key for x in by["tf.condition"]} == {"true", "false"}
+    # a plain diagram gets none of these
+    plain = sample_diagram(random.Random(4), "sequence", min_elements=3, max_elements=16)
+    assert not any(getattr(x, "qtype", "").startswith(("mc.condition", "mc.loop", "mc.note"))
+                   for x in objective_candidates(plain, random.Random(0)))

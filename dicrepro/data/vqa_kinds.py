@@ -438,8 +438,62 @@ def diagram_kind(c: Ctx) -> list[Cand]:
                 names[d.diagram_type][1], [names[t][1] for t in others], use_pool=False)
 
 
+def blocks_notes(c: Ctx) -> list:
+    """Sequence blocks and notes (dicrepro.diagrams.sample_realism / parse): under which condition a message
+    is sent, what a loop repeats, what a note says. Keys from ``meta["blocks"]`` / ``meta["notes"]``."""
+    d = c.d
+    blocks, notes = d.meta.get("blocks") or [], d.meta.get("notes") or []
+    if d.diagram_type != "sequence" or not (blocks or notes):
+        return []
+    from dicrepro.diagrams.sample_realism import ALT_CONDITIONS, LOOP_CONDITIONS, NOTE_TEXTS, OPT_CONDITIONS
+
+    msgs = d.ordered_edges()
+    uniq = _unique([m.label for m in msgs])
+    lang = 1 if c.zh else 0
+    conds = [br["condition"] for b in blocks for br in b["branches"] if br["condition"]]
+    spare = [x[lang] for x in ALT_CONDITIONS + OPT_CONDITIONS + LOOP_CONDITIONS]
+    out: list = []
+    inside: set[int] = set()
+    for b in blocks:
+        for br in b["branches"]:
+            inside |= {int(m) for m in br["messages"]}
+            labels = [msgs[int(m)].label for m in br["messages"] if 0 <= int(m) < len(msgs)]
+            labels = [x for x in labels if x in uniq]
+            if not labels or not br["condition"]:
+                continue
+            m = c.rng.choice(labels)
+            if b["kind"] in ("alt", "opt"):
+                out += c.mc("mc", "mc.condition", "partial",
+                            c.t("Under which condition is {m} sent?", "在什么条件下发送{m}？", m=m),
+                            br["condition"], [x for x in conds if x != br["condition"]] + spare, use_pool=False)
+            elif b["kind"] == "loop":
+                outside = [x.label for k, x in enumerate(msgs) if x.label in uniq
+                           and k not in {int(y) for y in br["messages"]}]
+                out += c.mc("mc", "mc.loop", "partial",
+                            c.t("Which message is repeated in the loop {c}?", "循环{c}中重复的是哪条消息？",
+                                c=br["condition"]), m, outside)
+    plain = [x.label for k, x in enumerate(msgs) if k not in inside and x.label in uniq]
+    alt_msgs = [(msgs[int(m)].label, br["condition"]) for b in blocks if b["kind"] in ("alt", "opt")
+                for br in b["branches"] for m in br["messages"] if br["condition"] and msgs[int(m)].label in uniq]
+    if alt_msgs:
+        m, cond = c.rng.choice(alt_msgs)
+        fmt = ("{m} is sent only when {c}.", "仅当{c}时才发送{m}。")
+        out += _tf(c, "tf", "tf.condition", "partial", c.t(*fmt, m=m, c=cond),
+                   c.t(*fmt, m=c.rng.choice(plain), c=cond) if plain else None)
+    texts = [nt["text"] for nt in notes if nt.get("text")]
+    for nt in notes:
+        names = [c.lab(x) for x in nt.get("over", []) if any(n.id == x for n in d.nodes)]
+        if not names or not nt.get("text") or texts.count(nt["text"]) > 1:
+            continue
+        where = " / ".join(names)
+        out += c.mc("mc", "mc.note", "detail", c.t("What does the note at {a} say?", "{a}处的注释写的是什么？",
+                                                    a=where),
+                    nt["text"], [x for x in texts if x != nt["text"]] + [x[lang] for x in NOTE_TEXTS], use_pool=False)
+    return out
+
+
 FAMILIES = {
-    "sequence": [sequence], "flowchart": [flow], "block": [flow], "architecture": [flow], "state": [state],
+    "sequence": [sequence, blocks_notes], "flowchart": [flow], "block": [flow], "architecture": [flow], "state": [state],
     "class": [lambda c: members(c, "classes")], "er": [lambda c: members(c, "entities")], "gantt": [gantt],
     "pie": [valued], "xychart": [valued], "mindmap": [mindmap], "timeline": [timeline], "quadrant": [quadrant],
     "requirement": [requirement], "packet": [packet],

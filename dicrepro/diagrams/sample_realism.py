@@ -134,7 +134,7 @@ def _sequence(rng: random.Random, d: Diagram, knobs, t: dict | None) -> None:
             iface = links.get(frozenset((e.src, e.dst)))
             if iface and rng.random() < 0.5:
                 e.label = f"{e.label} over {iface}"
-            if e.kind == "sync" and rng.random() < 0.6:
+            if e.kind == "sync" and rng.random() < 0.75:
                 e.label = f"{e.label} {rng.choice(MESSAGE_QUALIFIERS)}"
     phase_of = {int(m): gi for gi, g in enumerate(d.groups) for m in g.members}
     phase = [phase_of.get(i) for i in range(len(msgs))]
