@@ -220,13 +220,18 @@ NOTEBOOKS = {
                     "The paper's tables and figures, regenerated from the recorded results only (no training, "
                     "no generation), in seconds: CSV, Markdown and LaTeX tables under `RUN/results`, PNG and "
                     "PDF figures (byte-identical across reruns) in `figures_dir`.",
-                    ["Settings", "Regenerate", "The figures", "Next"])),
+                    ["Settings", "Regenerate", "The figures", "This run beside the paper", "Next"])),
         ("params", PARAMS),
         ("code", SETUP),
         ("md", "## 1. Regenerate"),
         ("code", "files = workflow.make_figures(params)\n[str(f) for f in files]"),
         ("md", "## 2. The figures"),
         ("code", "show.images(files)"),
+        ("md", "## 3. This run beside the paper\n\nThe paper's published comparisons, and this run's numbers computed "
+               "the same way from its results files. The whole results page (tables, figures, gallery, "
+               "provenance) is `RUN/report/report.html`, also written by `dicrepro report RUN_DIR`."),
+        ("code", "from dicrepro.report.page import paper_comparison\n"
+                 "print(paths.root / 'report' / 'report.html')\npaper_comparison(paths.root)"),
         nxt("point the pipeline at your own model, data and GPU: copy `params/paper.yaml`, set `model.path`, "
             "`stage2.annotations` and the SFT settings, and run `dicrepro run your.yaml` (README)."),
     ],
