@@ -19,6 +19,7 @@ CACHE=${GPU_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dicrepro-gpu-wheels}
 LIMIT_MIB=58
 
 # --- pins -------------------------------------------------------------------------------------------------
+# The versions the `gpu` extra of pyproject.toml pins too (tests/test_gpu_pins.py checks that they agree).
 # Newest unsloth/unsloth_zoo pair that accepts torch 2.11 (<2.15) and transformers 5.17 (<=5.17.0). It caps
 # trl<=1.15.0 and datasets<5.0.0, so those two are behind the CPU venv (trl 1.16.0, datasets 5.2.0).
 UNSLOTH=2026.10.9
