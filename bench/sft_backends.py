@@ -320,8 +320,8 @@ def table(rows: list[dict], anchor: str) -> str:
     """The Markdown comparison of result rows, ratios to ``anchor``."""
     ref = next((r for r in rows if r["variant"] == anchor and "samples_per_s" in r), None)
     mem = "peak_allocated_gib" if any("peak_allocated_gib" in r for r in rows) else "peak_rss_gib"
-    lines = [f"| variant | samples/s | x {anchor} | tokens/s | peak memory (GiB) | x {anchor} | tokens/sample "
-             "| load (s) | LoRA modules |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines = [(f"| variant | samples/s | x {anchor} | tokens/s | peak memory (GiB) | x {anchor} | tokens/sample "
+              "| load (s) | LoRA modules |"), "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         if "samples_per_s" not in r:
             lines.append(f"| {r['variant']} | {r.get('skipped') or 'failed: ' + r.get('failed', '')} "

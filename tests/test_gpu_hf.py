@@ -6,13 +6,11 @@ a fresh interpreter. CUDA only (skipped elsewhere); run by scripts/device_gpu_ch
 
 import importlib.util
 import os
-import shutil
 import subprocess
 import sys
 
 import pytest
 import torch
-
 from gpu_common import build_run, expected_lora_modules, gpu_params, train_two_stages
 
 pytestmark = [

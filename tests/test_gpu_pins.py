@@ -6,8 +6,9 @@ docs/training.md.)"""
 import os
 import re
 import subprocess
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -21,7 +22,7 @@ def gpu_extra() -> dict[str, str]:
 def test_the_gpu_extra_is_exactly_pinned_and_matches_the_gpu_wheel_set():
     extra = gpu_extra()
     assert {"UNSLOTH", "UNSLOTH_ZOO", "BITSANDBYTES", "XFORMERS"} <= extra.keys()
-    fetch = dict(re.findall(r"^([A-Z_]+)=([0-9][^\s#]*)", (REPO / "scripts" / "fetch_gpu_wheels.sh").read_text(), re.M))
+    fetch = dict(re.findall(r"^([A-Z_]+)=([0-9][^\s#]*)", (REPO / "scripts" / "fetch_gpu_wheels.sh").read_text(), re.MULTILINE))
     shared = extra.keys() & fetch.keys()
     assert {"UNSLOTH", "UNSLOTH_ZOO", "TRL", "DATASETS", "BITSANDBYTES"} <= shared
     assert {k: extra[k] for k in shared} == {k: fetch[k] for k in shared}
@@ -36,4 +37,4 @@ def test_pins_missing_from_the_local_indexes_are_named_not_passed(tmp_path):
     assert "cannot check offline" in proc.stderr
     for name, version in gpu_extra().items():
         assert re.search(rf"{name.replace('_', '[-_]')}=={re.escape(version)}\s+NOT available offline", proc.stdout,
-                         re.I), name
+                         re.IGNORECASE), name

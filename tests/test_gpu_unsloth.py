@@ -9,7 +9,6 @@ import shutil
 
 import pytest
 import torch
-
 from gpu_common import build_run, expected_lora_modules, gpu_params, train_two_stages
 
 pytestmark = [

@@ -96,9 +96,9 @@ def _weight_problems(folder: Path, stem: str) -> list[str]:
         return [p for s in shards for p in _safetensors_problems(folder / s)]
     pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
     if pickles:
-        return [f"weights only in pickle form ({', '.join(pickles[:3])}): dicrepro loads safetensors only, "
-                "since unpickling runs arbitrary code; convert them with "
-                "model.save_pretrained(folder, safe_serialization=True)"]
+        return [(f"weights only in pickle form ({', '.join(pickles[:3])}): dicrepro loads safetensors only, "
+                 "since unpickling runs arbitrary code; convert them with "
+                 "model.save_pretrained(folder, safe_serialization=True)")]
     return [f"no weights ({single.name} or {index.name})"]
 
 
