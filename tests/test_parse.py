@@ -178,3 +178,15 @@ def test_hostile_sources_run_nothing_and_request_nothing(renderer):
 
 def test_decode_matches_what_mermaid_draws():
     assert decode("a\ufb02\u00b0\u00b058\u00b6\u00dfb \ufb02\u00b0quot\u00b6\u00df<br/>c") == 'a:b " c'
+
+
+def test_official_examples_of_every_mapped_type_parse(renderer):
+    from dicrepro.diagrams.mermaid_examples import coverage, official_examples
+    from dicrepro.diagrams.parse_types import MAPPERS
+
+    examples = [e for e in official_examples() if e.diagram_id in MAPPERS]
+    results = parse_mermaid([e.code for e in examples], renderer=renderer)
+    assert {MAPPERS[e.diagram_id][0] for e in examples} == set(SUPPORTED_TYPES)
+    for e, res in zip(examples, results):
+        assert res.ok and res.diagram.nodes, (e.diagram_id, e.title, res.error)
+    assert all(row["error"] == 0 and row["fallback"] == 0 for row in coverage(examples, results))

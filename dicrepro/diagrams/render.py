@@ -139,16 +139,18 @@ html, body { margin: 0; padding: 0; background: #ffffff; font-family: FONTS; }
       return (/^\\+?\\d+$/.test(inner) ? '\\uFB02\\u00B0\\u00B0' : '\\uFB02\\u00B0') + inner + '\\u00B6\\u00DF';
     });
   }
-  function plain(x, stack) {  // a db value as JSON: Maps/Sets as objects/lists, Dates as ISO, no cycles
-    if (x === undefined || typeof x === 'function') return null;
+  function plain(x, stack, budget) {  // a db value as JSON: Maps/Sets as objects/lists, Dates as ISO, no cycles
+    // budget: values left to copy; a db whose objects share sub-objects (eventmodeling's state) would
+    // otherwise be copied once per path, which never ends.
+    if (x === undefined || typeof x === 'function' || --budget.left < 0) return null;
     if (x === null || typeof x !== 'object') return (typeof x === 'number' && !isFinite(x)) ? null : x;
     if (x instanceof Date) return isNaN(x) ? null : x.toISOString();
     if (stack.includes(x) || stack.length > 12) return null;
     stack.push(x);
     let out;
-    if (x instanceof Map) out = Object.fromEntries([...x.entries()].map(([k, v]) => [String(k), plain(v, stack)]));
-    else if (x instanceof Set || Array.isArray(x)) out = [...x].map(v => plain(v, stack));
-    else { out = {}; for (const [k, v] of Object.entries(x)) if (k !== 'config' && typeof v !== 'function') out[k] = plain(v, stack); }
+    if (x instanceof Map) out = Object.fromEntries([...x.entries()].map(([k, v]) => [String(k), plain(v, stack, budget)]));
+    else if (x instanceof Set || Array.isArray(x)) out = [...x].map(v => plain(v, stack, budget));
+    else { out = {}; for (const [k, v] of Object.entries(x)) if (k !== 'config' && typeof v !== 'function') out[k] = plain(v, stack, budget); }
     stack.pop();
     return out;
   }
@@ -170,9 +172,9 @@ html, body { margin: 0; padding: 0; background: #ffffff; font-family: FONTS; }
       }
       for (const k of new Set(names)) {
         if (typeof db[k] !== 'function') continue;
-        try { out.db[k] = plain(db[k].call(db), []); } catch (e) { out.db[k] = {error: msg(e)}; }
+        try { out.db[k] = plain(db[k].call(db), [], {left: 100000}); } catch (e) { out.db[k] = {error: msg(e)}; }
       }
-      if (db.LINETYPE) out.db.LINETYPE = plain(db.LINETYPE, []);
+      if (db.LINETYPE) out.db.LINETYPE = plain(db.LINETYPE, [], {left: 1000});
       // The title statement: on the db itself, or (timeline) on the common db it shares.
       const common = typeof db.getCommonDb === 'function' ? db.getCommonDb() : db;
       const title = typeof db.getDiagramTitle === 'function' ? db.getDiagramTitle()
