@@ -9,6 +9,9 @@ one-off start-up (reported separately), and the projection for 7,000 diagrams in
     .venv/bin/python bench/render_throughput.py              # 30 sources: mmdc once each, renderer x10
     .venv/bin/python bench/render_throughput.py --n 7000     # the paper-scale run
     .venv/bin/python bench/render_throughput.py --mmd-dir some/folder   # your own .mmd files
+    .venv/bin/python bench/render_throughput.py --realistic 60          # paper-profile diagrams (blocks, notes...)
+
+Parsing (mermaid.js's parser on the same pages, :mod:`dicrepro.diagrams.parse`) is timed on the same batch.
 """
 
 from __future__ import annotations
@@ -114,10 +117,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mmd-dir", type=Path, help="read the sources from DIR/*.mmd instead of the fixed set")
     ap.add_argument("--skip-mmdc", action="store_true", help="only time the renderer")
     ap.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    ap.add_argument("--realistic", type=int, default=0, metavar="N",
+                    help="use N diagrams of the paper profile's synthesis (params/paper.yaml: realism knobs on)")
     a = ap.parse_args(argv)
 
-    sources = ([p.read_text(encoding="utf-8") for p in sorted(a.mmd_dir.glob("*.mmd"))] if a.mmd_dir
-               else SOURCES)
+    if a.realistic:
+        from dicrepro.data.synth import plan_sample, stage1_spec
+        from dicrepro.params import load_params
+
+        spec = stage1_spec(load_params(ROOT / "params" / "paper.yaml", need_model=False))
+        sources = [plan_sample(spec, i)["mermaid"] for i in range(a.realistic)]
+    else:
+        sources = ([p.read_text(encoding="utf-8") for p in sorted(a.mmd_dir.glob("*.mmd"))] if a.mmd_dir
+                   else SOURCES)
     if not sources:
         ap.error(f"no .mmd files in {a.mmd_dir}")
     n = a.n or 10 * len(sources)
@@ -131,6 +143,13 @@ def main(argv: list[str] | None = None) -> int:
         t1 = time.perf_counter()
         results = r.render_batch(batch)
         secs = time.perf_counter() - t1
+        from dicrepro.diagrams.parse import parse_mermaid
+
+        t2 = time.perf_counter()
+        parsed = parse_mermaid(batch, renderer=r)
+        psecs = time.perf_counter() - t2
+    res.update(parse_n=n, parse_s=round(psecs, 2), parse_per_s=round(n / psecs, 2),
+               parse_failed=sum(not p.ok and not p.unsupported for p in parsed))
     failed = [f"#{i % len(sources)}: {x.error.splitlines()[0]}" for i, x in enumerate(results) if not x.ok]
     rate = n / secs
     res.update(renderer_n=n, renderer_s=round(secs, 2), renderer_per_s=round(rate, 2),
@@ -141,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
           f"7,000 diagrams: {res['projected_7000_min']:.1f} min")
     for f in sorted(set(failed))[:10]:
         print("  failed", f)
+    print(f"dicrepro parser (same pages, same batch): {n} diagrams in {psecs:.1f}s = {n / psecs:.2f} diagrams/s "
+          f"({res['parse_failed']} failed)")
 
     if not a.skip_mmdc:
         if not MMDC.exists():
