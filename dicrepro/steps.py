@@ -117,6 +117,10 @@ def signatures(params: Params) -> dict[str, str]:
         record = {"reads": {k: _get(dumped, k) for k in step.reads},
                   "files": _files_read(step, params, paths),
                   "after": {u: out[u] for u in step.after}}
+        if _DIAGRAM_SHAPE[0] in step.reads and _get(dumped, "stage1.realism") is not None:
+            # the realism knobs shape every synthesized image set too; read only when set, so a plain
+            # profile's signatures (and its finished steps) stay as they were
+            record["reads"]["stage1.realism"] = _get(dumped, "stage1.realism")
         out[step.name] = hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return out
 

@@ -106,7 +106,8 @@ def vqa_image_spec(params: Params) -> SynthSpec:
     p, q = params.stage1, params.stage3
     return SynthSpec(n=q.n_diagrams, test_n=q.test_diagrams, seed=params.seed, domain="ict",
                      diagram_types=tuple(p.diagram_types), languages=dict(p.languages),
-                     min_elements=p.min_elements, max_elements=p.max_elements, id_prefix="s3img")
+                     min_elements=p.min_elements, max_elements=p.max_elements, id_prefix="s3img",
+                     realism=p.realism)
 
 
 def distractor_pool() -> list[str]:

@@ -132,3 +132,19 @@ def test_vqa_asks_about_conditions_loops_and_notes_with_keys_from_the_graph():
     plain = sample_diagram(random.Random(4), "sequence", min_elements=3, max_elements=16)
     assert not any(getattr(x, "qtype", "").startswith(("mc.condition", "mc.loop", "mc.note"))
                    for x in objective_candidates(plain, random.Random(0)))
+
+
+def test_realism_knobs_reach_every_synthesized_set_and_their_signatures():
+    from dicrepro.data.stage2 import standin_spec
+    from dicrepro.params import dump_params, load_params
+    from dicrepro.steps import signatures
+    from dicrepro.workflow import SPECS
+
+    tiny = load_params("params/tiny.yaml", need_model=False)
+    assert "realism" not in dump_params(tiny)["stage1"]  # plain profiles dump (and sign) as before
+    rich_params = tiny.model_copy(deep=True)
+    rich_params.stage1.realism = RealismParams(block_p=0.3)
+    assert all(f(rich_params).realism == RealismParams(block_p=0.3) for f in SPECS.values())
+    assert standin_spec(rich_params).realism is not None and standin_spec(tiny).realism is None
+    before, after = signatures(tiny), signatures(rich_params)
+    assert all(before[s] != after[s] for s in ("base", "synth", "expert", "vqa"))

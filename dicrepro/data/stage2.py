@@ -35,7 +35,7 @@ def standin_spec(params: Params) -> SynthSpec:
                      diagram_types=tuple(p.diagram_types), languages=dict(p.languages),
                      min_elements=max(p.min_elements, (p.min_elements + p.max_elements) // 2),
                      max_elements=p.max_elements + 4, style="expert", source="standin", id_prefix="s2",
-                     augment=document_look)
+                     augment=document_look, realism=p.realism)
 
 
 def _language_of(text: str) -> str:
