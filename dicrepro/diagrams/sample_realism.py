@@ -124,8 +124,9 @@ def _sequence(rng: random.Random, d: Diagram, knobs, t: dict | None) -> None:
             e = ents.get(n.id)
             if e and "full_en" in e:
                 full = e["full_zh"] if lang == "zh" else e["full_en"]
-                if rng.random() < 0.7:  # "Access and Mobility Management Function (AMF)"
-                    full = f"{full}（{e['zh']}）" if lang == "zh" else f"{full} ({e['en']})"
+                if rng.random() < 0.7:  # "AMF (Access and Mobility Management Function)"
+                    # short name first: "... Function (AMF) responds" read as the KB's "AMF responds?"
+                    full = f"{e['zh']}（{full}）" if lang == "zh" else f"{e['en']} ({full})"
                 n.label = full
     msgs = d.ordered_edges()
     if t and rng.random() < knobs.long_label_p:  # interfaces from the topic's links, then parameters
@@ -221,7 +222,7 @@ def _add_block(rng, d: Diagram, msgs: list[Edge], phase: list, blocks: list[dict
         decisions = _steps(t, lang, "decision")
         if decisions:
             s = rng.choice(decisions)
-            cond = _pick([s["en"], s["zh"]], lang).rstrip("?？")
+            cond = _pick([s["en"], s["zh"]], lang)
             other = s["else_en"].removeprefix("Send ").strip() or rng.choice(ELSE_MESSAGES)
         else:
             cond, other = _pick(rng.choice(ALT_CONDITIONS), lang), rng.choice(ELSE_MESSAGES)
@@ -313,8 +314,8 @@ def _steps_in_a_row(d: Diagram) -> None:
 
 
 def _full_names(d: Diagram, t: dict) -> None:
-    """Name the topic's entities in full inside step labels: "Select AUSF" -> "Select Authentication
-    Server Function (AUSF)", as specifications and runbooks write them."""
+    """Name the topic's entities in full inside step labels: "Select AUSF" -> "Select AUSF (Authentication
+    Server Function)", as specifications and runbooks write them."""
     import re
 
     zh = d.language == "zh"
@@ -322,7 +323,7 @@ def _full_names(d: Diagram, t: dict) -> None:
         if "full_en" not in e:
             continue
         short = e["zh" if zh else "en"]
-        full = f"{e['full_zh']}（{short}）" if zh else f"{e['full_en']} ({short})"
+        full = f"{short}（{e['full_zh']}）" if zh else f"{short} ({e['full_en']})"
         pat = re.compile(rf"(?<![\w-]){re.escape(short)}(?![\w-])")
         for n in d.nodes:
             if pat.search(n.label) and full not in n.label:
