@@ -53,6 +53,13 @@ class TinyModelParams(_Strict):
     pretrain_samples: int = Field(200, ge=0)
     pretrain_epochs: float = Field(3.0, gt=0)
     pretrain_lr: float = Field(2e-3, gt=0)
+    # Vision-first warm-up (dicrepro.train.vision_warmup): before any text, the vision tower learns to tell
+    # the pre-training diagrams' types apart (each also once in a document look per copy); 0 epochs skips it.
+    vision_warmup_epochs: int = Field(20, ge=0)
+    vision_warmup_lr: float = Field(3e-3, gt=0)
+    vision_warmup_copies: int = Field(1, ge=0)
+    # Pre-training also asks "What kind of diagram is this?" once per diagram (answer: its type).
+    type_questions: bool = True
 
     @model_validator(mode="after")
     def _heads_fit(self) -> TinyModelParams:
@@ -203,6 +210,9 @@ class Stage3Params(_Strict):
     # Reword training questions with describe.backend (openai/hf); kept only where the paraphrase check
     # passes (labels, order, numbers, negation, language) and the answer key is untouched.
     paraphrase: bool = False
+    # Add "write this diagram as Mermaid" per diagram (target: its Mermaid source); evaluation then reports
+    # parse rate and node/edge/triple F1 (structure_scores.csv). Off: the stage-3 data stays byte-identical.
+    mermaid_task: bool = False
 
 
 class DescribeParams(_Strict):

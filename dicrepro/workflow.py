@@ -106,8 +106,7 @@ def vqa_image_spec(params: Params) -> SynthSpec:
     p, q = params.stage1, params.stage3
     return SynthSpec(n=q.n_diagrams, test_n=q.test_diagrams, seed=params.seed, domain="ict",
                      diagram_types=tuple(p.diagram_types), languages=dict(p.languages),
-                     min_elements=p.min_elements, max_elements=p.max_elements, id_prefix="s3img",
-                     realism=p.realism)
+                     min_elements=p.min_elements, max_elements=p.max_elements, id_prefix="s3img")
 
 
 def distractor_pool() -> list[str]:
@@ -130,7 +129,7 @@ def make_stage3(params: Params) -> DatasetDict:
         ds = images[split]
         diagrams = [(row["id"], Diagram.from_json(row["graph"])) for row in ds.remove_columns("image")]
         items = make_vqa(diagrams, rng, questions_per_diagram=params.stage3.questions_per_diagram,
-                         distractor_pool=pool)
+                         distractor_pool=pool, mermaid_task=params.stage3.mermaid_task)
         if params.stage3.paraphrase and split == "train":
             # Test questions stay as generated: objective accuracy never depends on an LLM's wording.
 

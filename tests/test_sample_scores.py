@@ -75,3 +75,38 @@ def test_tables_show_plus_minus_and_mark_significance(tmp_path):
     assert "100.0 ± 0.0**" in stage1 and "0.0 ± 0.0" in base and "tiny stand-in model" in md
     long = pd.read_csv(tmp_path / "results" / "faithfulness_table.csv")
     assert set(long.columns) == {"model", "metric", "mean", "low", "high", "n"}
+
+
+def test_structure_task_scores_parse_rate_and_f1(tmp_path):
+    from dicrepro.data.vqa import make_vqa
+    from dicrepro.diagrams.mermaid import to_mermaid
+    from dicrepro.report.ci_tables import write_ci_tables
+
+    diagrams = [(f"d{i}", sample_diagram(random.Random(i), ("flowchart", "sequence")[i % 2], min_elements=3,
+                                         max_elements=5)) for i in range(4)]
+    items = [it for it in make_vqa(diagrams, random.Random(0), questions_per_diagram=2, mermaid_task=True)
+             if it["kind"] == "mermaid"]
+    assert len(items) == 4 and items[0]["target"] == to_mermaid(diagrams[0][1]).strip()
+    assert items[0]["prompt"] == "Write this diagram as Mermaid code." and not items[0]["objective"]
+    perfect = {it["id"]: it["target"] for it in items}
+    broken = {it["id"]: "flowchart LR\n  A -->" if k % 2 else it["target"] for k, it in enumerate(items)}
+    (tmp_path / "results").mkdir()
+    write_sample_scores(tmp_path / "results", [], {}, [], {}, seed=0, structure_items=items,
+                        structure_preds={"base": broken, "stage3": perfect}, workers=1)
+    st = pd.read_csv(tmp_path / "results" / "structure_samples.csv")
+    assert (st[st.model == "stage3"]["triple_f1_strict"] == 1.0).all()
+    assert st[st.model == "base"]["parsed"].tolist() == [1.0, 0.0, 1.0, 0.0]
+    conf = pd.read_csv(tmp_path / "results" / "confidence.csv").set_index(["model", "metric"])
+    assert conf.loc[("base", "parsed"), "mean"] == 0.5 and conf.loc[("stage3", "node_f1_relaxed"), "mean"] == 1.0
+    write_ci_tables(tmp_path, [])
+    md = (tmp_path / "results" / "structure_table.md").read_text(encoding="utf-8")
+    assert "Parse rate" in md and "Triple F1 (relaxed)" in md
+
+
+def test_without_the_mermaid_task_the_questions_are_unchanged():
+    from dicrepro.data.vqa import make_vqa
+
+    diagrams = [(f"d{i}", sample_diagram(random.Random(i), "state", min_elements=3, max_elements=5)) for i in range(3)]
+    plain = make_vqa(diagrams, random.Random(5), questions_per_diagram=3)
+    more = make_vqa(diagrams, random.Random(5), questions_per_diagram=3, mermaid_task=True)
+    assert [it for it in more if it["kind"] != "mermaid"] == plain

@@ -50,11 +50,13 @@ def test_mermaid_pairs_parse_score_and_keep_going(renderer):
     d = sample_diagram(random.Random(3), "flowchart", min_elements=4, max_elements=6)
     src = to_mermaid(d)
     rows = structure_from_mermaid([(src, src), (src, "flowchart LR\n  A -->"), ("nonsense", src),
-                                   (src, src.replace("-->", "-.->", 1))], renderer=renderer)
+                                   (src, src.replace("-->", "-.->", 1)),
+                                   (src, f"Here it is:\n```mermaid\n{src}```\nDone.")], renderer=renderer)
     assert rows[0]["parsed"] and all_f1(rows[0]) == [1.0] * 6
     assert rows[1]["parsed"] is False and all_f1(rows[1]) == [0.0] * 6 and "parse error" in rows[1]["error"]
     assert "reference does not parse" in rows[2]["error"] and "parsed" not in rows[2]
     assert all_f1(rows[3]) == [1.0] * 6  # a dotted arrow is the same edge
+    assert all_f1(rows[4]) == [1.0] * 6  # a fenced block in a chatty reply is found
     agg = aggregate(rows)
-    assert agg["n"] == 3 and agg["parse_rate"] == pytest.approx(2 / 3)
-    assert agg["node_f1"]["strict"] == pytest.approx(2 / 3)
+    assert agg["n"] == 4 and agg["parse_rate"] == pytest.approx(3 / 4)
+    assert agg["node_f1"]["strict"] == pytest.approx(3 / 4)

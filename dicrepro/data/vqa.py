@@ -6,6 +6,9 @@ letter; ``tf`` and ``path`` (can X be reached from Y) answered True/False; ``cou
 number. Every diagram's objective questions include "which kind of diagram is this?" (``mc``, qtype
 ``mc.diagram_type``). Open questions cover the three dimensions, with reference answers taken from the verbalizer's
 views: ``global`` (purpose and scope), ``partial`` (one phase / group / unit), ``detail`` (one element).
+With ``mermaid_task``, every diagram also gets the structure task "write this diagram as Mermaid" (kind
+``mermaid``, qtype ``mermaid.write``, not objective), whose target is the diagram's own Mermaid source; the
+evaluate step scores it by structure F1 against the graph (dicrepro.evaluate.structure).
 
 ``make_vqa`` balances answer letters over the whole set (counts per letter differ by at most one) and
 true/false answers; ``split_by_diagram`` keeps every diagram on one side of the train/test split.
@@ -21,6 +24,7 @@ from dicrepro.progress import tqdm
 
 from dicrepro.data.vqa_kinds import Cand, Ctx, diagram_kind, objective_candidates
 from dicrepro.diagrams.graph import Diagram
+from dicrepro.diagrams.mermaid import to_mermaid
 from dicrepro.text.describe import Say, describe_parts
 
 log = logging.getLogger(__name__)
@@ -28,7 +32,8 @@ log = logging.getLogger(__name__)
 LETTERS = "ABCD"
 LETTER_KINDS = ("mc", "order", "sender", "transition")
 TF_KINDS = ("tf", "path")
-KINDS = LETTER_KINDS + TF_KINDS + ("count", "open")
+KINDS = LETTER_KINDS + TF_KINDS + ("count", "open", "mermaid")
+MERMAID_TASK = {"en": "Write this diagram as Mermaid code.", "zh": "请把这张图写成 Mermaid 代码。"}
 
 _INSTRUCTIONS = {
     "en": {"letter": "Answer with the letter of the correct option.", "tf": "Answer True or False.",
@@ -117,13 +122,15 @@ def _pick_open(opens: dict[str, list[dict]], k: int, rng: random.Random) -> list
 
 def make_vqa(diagrams: Iterable[tuple[str, Diagram]], rng: random.Random, *, questions_per_diagram: int,
              objective_fraction: float = 0.6, distractor_pool: list[str] | None = None,
-             progress: bool = False) -> list[dict]:
+             progress: bool = False, mermaid_task: bool = False) -> list[dict]:
     """Questions for every ``(diagram_id, diagram)``: ``questions_per_diagram`` each where the diagram allows.
 
     About ``objective_fraction`` of each diagram's questions are objective (spread over question kinds);
     the rest are open. Multiple-choice distractors come from the same diagram first, then from
     ``distractor_pool`` (labels of the same domain; those present in the diagram are ignored). Answer
     letters are rebalanced over the whole set; true/false answers alternate. Deterministic given ``rng``.
+    ``mermaid_task``: one more item per diagram, "write this diagram as Mermaid" (drawing nothing from ``rng``,
+    so the other questions stay the same).
     """
     if questions_per_diagram < 1:
         raise ValueError(f"questions_per_diagram must be >= 1, got {questions_per_diagram}")
@@ -159,7 +166,19 @@ def make_vqa(diagrams: Iterable[tuple[str, Diagram]], rng: random.Random, *, que
     for did, d, qs in raw:
         for k, c in enumerate(qs):
             items.append(_item(f"{did}-q{k:02d}", did, d, c))
+        if mermaid_task:
+            items.append(mermaid_item(f"{did}-mermaid", did, d))
     return items
+
+
+def mermaid_item(item_id: str, did: str, d: Diagram) -> dict:
+    """The structure task for one diagram: its Mermaid source is the target."""
+    lang = "zh" if d.language.startswith("zh") else "en"
+    src = to_mermaid(d).strip()
+    return {"id": item_id, "diagram_id": did, "language": lang, "diagram_type": d.diagram_type,
+            "question": MERMAID_TASK[lang], "options": [], "answer_key": "", "answer": src, "kind": "mermaid",
+            "qtype": "mermaid.write", "dimension": "global", "objective": False, "prompt": MERMAID_TASK[lang],
+            "target": src}
 
 
 def _balance_letters(cands: list[Cand], rng: random.Random) -> None:

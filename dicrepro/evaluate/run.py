@@ -62,6 +62,12 @@ def objective_eval_set(paths: RunPaths):
     return test.filter(lambda o: o, input_columns="objective")
 
 
+def structure_eval_set(paths: RunPaths):
+    """The structure task's test items ("write this diagram as Mermaid", stage3.mermaid_task); may be empty."""
+    test = load_from_disk(str(paths.stage3_data))["test"]
+    return test.filter(lambda k: k == "mermaid", input_columns="kind")
+
+
 def score_captions(meta: list[dict], preds: dict[str, dict[str, str]]) -> pd.DataFrame:
     """One row per (model, group_by, group): n and every caption metric."""
 
@@ -206,11 +212,12 @@ def evaluate(params: Params) -> dict[str, pd.DataFrame]:
     paths = RunPaths(Path(params.run_dir))
     cap_ds = caption_eval_set(paths)
     obj_ds = objective_eval_set(paths)
+    st_ds = structure_eval_set(paths)
     cap_meta = [{"id": r["id"], "reference": r["target"], "language": r["language"],
                  "diagram_type": r["diagram_type"], "source": r["source"]}
                 for r in cap_ds.remove_columns("image")]
     obj_items = list(obj_ds.remove_columns("image"))
-    cap_preds, obj_preds = {}, {}
+    cap_preds, obj_preds, st_preds = {}, {}, {}
     cap_data = [dataset_hash(f) for f in (paths.stage1_data, paths.stage2_data) if f.exists()]
     obj_data = [dataset_hash(paths.stage3_data)]
     # Blind copies of both sets (same rows, images blank or shuffled between diagrams), built once.
@@ -226,6 +233,8 @@ def evaluate(params: Params) -> dict[str, pd.DataFrame]:
         model_id = folder_identity(mdir)  # a content hash for small folders: once per model, not per set
         cap_preds[name] = _predict_all(params, paths, name, mdir, cap_ds, "captions", model_id, cap_data)
         obj_preds[name] = _predict_all(params, paths, name, mdir, obj_ds, "objective", model_id, obj_data)
+        if len(st_ds):
+            st_preds[name] = _predict_all(params, paths, name, mdir, st_ds, "structure", model_id, obj_data)
         for mode, (bcap, bobj) in blind_sets.items():
             log.info("predicting with %s, blind (%s images)", name, mode)
             blind_cap[mode][name] = _predict_all(params, paths, name, mdir, bcap, "captions", model_id, cap_data,
@@ -243,7 +252,8 @@ def evaluate(params: Params) -> dict[str, pd.DataFrame]:
     # Per-sample scores: faithfulness against each caption's graph, bootstrap CIs, paired p-values.
     graphs = cap_ds["graph"] if "graph" in cap_ds.column_names else [""] * len(cap_meta)
     write_sample_scores(paths.results, [{**m, "graph": g} for m, g in zip(cap_meta, graphs)], cap_preds,
-                        obj_items, obj_preds, params.seed)
+                        obj_items, obj_preds, params.seed, list(st_ds.remove_columns("image")), st_preds,
+                        workers=params.render.workers, timeout_s=params.render.timeout_s)
     stage2_sources = set(load_from_disk(str(paths.stage2_data))["train"]["source"])
     write_json_atomic(paths.results / "meta.json", {
         "tiny_model": params.model.kind == "tiny",

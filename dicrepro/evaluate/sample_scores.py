@@ -12,6 +12,10 @@ What the evaluate step adds under ``RUN/results/`` (fractions 0-1, like the othe
   CIDEr-D/10, objective accuracy, faithfulness parts).
 - ``significance.csv``: per (metric, model_a, model_b): mean difference A - B, its CI and the paired
   approximate-randomization p-value, for each stage against the base and each stage against the one before.
+- with the structure task (``stage3.mermaid_task``): ``structure_samples.csv``, one row per (model, item):
+  parsed 0/1 and node/edge/triple F1 strict and relaxed of the model's Mermaid against the diagram's
+  (:mod:`dicrepro.evaluate.structure`), and ``structure_scores.csv``: per (model, group_by, group) the
+  parse rate and mean F1s with CIs; both also in ``confidence.csv`` and ``significance.csv``.
 
 Captions whose row has no graph (e.g. expert data imported without one) get no faithfulness score. All
 resampling is seeded with the run's seed, so a rerun gives the same intervals.
@@ -31,12 +35,14 @@ from dicrepro.evaluate.answers import is_correct
 from dicrepro.evaluate.faithfulness import faithfulness
 from dicrepro.evaluate.metrics import score_cider, score_meteor, score_rougeL
 from dicrepro.evaluate.stats import bootstrap_ci, paired_test
+from dicrepro.evaluate.structure import LEVELS, structure_from_mermaid
 
 log = logging.getLogger(__name__)
 
 FAITH_METRICS = ("label_recall", "hallucination_rate", "relation_recall", "order_tau", "faithfulness")
 CAPTION_ITEM_METRICS = ("meteor", "rougeL", "cider")
-HEADLINE = (*CAPTION_ITEM_METRICS, "accuracy", *FAITH_METRICS)
+STRUCT_METRICS = ("parsed", *(f"{lv}_f1_{mode}" for lv in LEVELS for mode in ("strict", "relaxed")))
+HEADLINE = (*CAPTION_ITEM_METRICS, "accuracy", *FAITH_METRICS, *STRUCT_METRICS)
 GROUPS = ("overall", "diagram_type", "language")
 STAGES = ("base", "stage1", "stage2", "stage3")
 
@@ -74,7 +80,8 @@ def caption_samples(rows: list[dict], preds: dict[str, dict[str, str]]) -> pd.Da
                     rec.update(label_recall=0.0, hallucination_rate=0.0, relation_recall=0.0, order_tau=None,
                                faithfulness=0.0)
             out.append(rec)
-    df = pd.DataFrame(out)
+    df = pd.DataFrame(out, columns=None if out else ["model", "id", "diagram_type", "language",
+                                                     *CAPTION_ITEM_METRICS, *FAITH_METRICS])
     for m in FAITH_METRICS:
         if m not in df:
             df[m] = None
@@ -86,6 +93,27 @@ def objective_samples(items: list[dict], preds: dict[str, dict[str, str]]) -> pd
     rows = [{"model": model, "id": it["id"], "accuracy": float(is_correct(it, by_id[it["id"]])[0])}
             for model, by_id in preds.items() for it in items]
     return pd.DataFrame(rows, columns=["model", "id", "accuracy"])
+
+
+def structure_samples(items: list[dict], preds: dict[str, dict[str, str]], **renderer_kw) -> pd.DataFrame:
+    """Per (model, item) of the structure task: parsed and the F1s of the model's Mermaid against the
+    item's target (the diagram's own Mermaid), all parsed in one browser batch."""
+    keys = [(model, it) for model, by_id in preds.items() for it in items]
+    pairs = [(it["target"], preds[model][it["id"]]) for model, it in keys]
+    scores = structure_from_mermaid(pairs, progress=False, **renderer_kw) if pairs else []
+    rows = []
+    for (model, it), sc in zip(keys, scores):
+        rec: dict[str, Any] = {"model": model, "id": it["id"], "diagram_type": it["diagram_type"],
+                               "language": it["language"]}
+        if "parsed" not in sc:  # the reference itself did not parse: a bug in our writer, not the model's
+            log.warning("structure item %s: %s", it["id"], sc.get("error"))
+            continue
+        rec["parsed"] = float(sc["parsed"])
+        for lv in LEVELS:
+            for mode in ("strict", "relaxed"):
+                rec[f"{lv}_f1_{mode}"] = sc[f"{lv}_f1"][mode]
+        rows.append(rec)
+    return pd.DataFrame(rows, columns=["model", "id", "diagram_type", "language", *STRUCT_METRICS])
 
 
 def _values(df: pd.DataFrame, metric: str) -> list[float | None]:
@@ -104,7 +132,8 @@ def group_cis(samples: pd.DataFrame, metrics: tuple[str, ...], seed: int) -> pd.
                     ci = bootstrap_ci(_values(sel, m), seed=seed)
                     rec.update({m: ci["mean"], f"{m}_low": ci["low"], f"{m}_high": ci["high"]})
                 rows.append(rec)
-    return pd.DataFrame(rows)
+    cols = ["model", "group_by", "group", "n", *(f"{m}{x}" for m in metrics for x in ("", "_low", "_high"))]
+    return pd.DataFrame(rows, columns=cols)
 
 
 def comparison_pairs(models: list[str]) -> list[tuple[str, str]]:
@@ -143,8 +172,12 @@ def significance(samples: dict[str, pd.DataFrame], models: list[str], seed: int)
 
 
 def write_sample_scores(results: Path, cap_rows: list[dict], cap_preds: dict[str, dict[str, str]],
-                        obj_items: list[dict], obj_preds: dict[str, dict[str, str]], seed: int) -> dict[str, Path]:
-    """Compute and write the files listed in the module doc; returns name -> path."""
+                        obj_items: list[dict], obj_preds: dict[str, dict[str, str]], seed: int,
+                        structure_items: list[dict] | None = None,
+                        structure_preds: dict[str, dict[str, str]] | None = None,
+                        **renderer_kw) -> dict[str, Path]:
+    """Compute and write the files listed in the module doc; returns name -> path. ``renderer_kw`` go to
+    the browser that parses the structure task's Mermaid (e.g. ``workers``)."""
     cap = caption_samples(cap_rows, cap_preds)
     obj = objective_samples(obj_items, obj_preds)
     samples = {"captions": cap, "objective": obj}
@@ -152,9 +185,16 @@ def write_sample_scores(results: Path, cap_rows: list[dict], cap_preds: dict[str
     out = {
         "caption_samples": (cap, None), "objective_samples": (obj, None),
         "faithfulness_scores": (group_cis(cap, FAITH_METRICS, seed), None),
-        "confidence": (headline_cis(samples, seed), None),
-        "significance": (significance(samples, models, seed), None),
     }
+    for stale in ("structure_samples", "structure_scores"):
+        (results / f"{stale}.csv").unlink(missing_ok=True)  # no structure scores from an earlier run
+    if structure_items and structure_preds:
+        st = structure_samples(structure_items, structure_preds, **renderer_kw)
+        samples["structure"] = st
+        out["structure_samples"] = (st, None)
+        out["structure_scores"] = (group_cis(st, STRUCT_METRICS, seed), None)
+    out["confidence"] = (headline_cis(samples, seed), None)
+    out["significance"] = (significance(samples, models, seed), None)
     paths = {}
     for name, (df, _) in out.items():
         paths[name] = results / f"{name}.csv"
@@ -165,5 +205,5 @@ def write_sample_scores(results: Path, cap_rows: list[dict], cap_preds: dict[str
     return paths
 
 
-__all__ = ["caption_samples", "objective_samples", "group_cis", "headline_cis", "significance",
+__all__ = ["caption_samples", "objective_samples", "structure_samples", "group_cis", "headline_cis", "significance",
            "comparison_pairs", "write_sample_scores", "FAITH_METRICS", "HEADLINE"]

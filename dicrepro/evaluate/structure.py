@@ -19,6 +19,7 @@ prediction that does not parse scores ``parsed: False`` and zeros.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -118,6 +119,16 @@ def score_parsed(reference: ParseResult, prediction: ParseResult, threshold: flo
     return structure_f1(reference.diagram, prediction.diagram, threshold)
 
 
+_FENCE = re.compile(r"```[ \t]*(?:mermaid)?[ \t]*\n(.*?)(?:\n```|$)", re.S | re.I)
+
+
+def mermaid_block(text: str) -> str:
+    """The Mermaid a model wrote: the first fenced block (```mermaid ... ```) when there is one, else the
+    whole reply (chat models fence code even when asked not to)."""
+    m = _FENCE.search(text or "")
+    return m.group(1) if m else (text or "")
+
+
 def structure_from_mermaid(pairs: Sequence[tuple[str, str]], *, threshold: float = DEFAULT_THRESHOLD,
                            renderer: MermaidRenderer | None = None, **kw) -> list[dict[str, Any]]:
     """Score (reference source, prediction source) pairs, parsing all of them in one batch.
@@ -125,7 +136,7 @@ def structure_from_mermaid(pairs: Sequence[tuple[str, str]], *, threshold: float
     A pair whose reference does not parse gets ``{"error": ...}`` (and no scores) instead of raising, so a
     batch goes on; the caller counts those rows as bad.
     """
-    srcs = [s for pair in pairs for s in pair]
+    srcs = [s for ref, pred in pairs for s in (ref, mermaid_block(pred))]
     parsed = parse_mermaid(srcs, renderer=renderer, **kw)
     out = []
     for k in range(len(pairs)):
@@ -148,5 +159,5 @@ def aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-__all__ = ["structure_f1", "structure_from_mermaid", "score_parsed", "unparsed", "aggregate", "DEFAULT_THRESHOLD",
+__all__ = ["structure_f1", "structure_from_mermaid", "mermaid_block", "score_parsed", "unparsed", "aggregate", "DEFAULT_THRESHOLD",
            "LEVELS"]

@@ -7,7 +7,9 @@ Reads ``RUN/results/confidence.csv``, ``faithfulness_scores.csv`` and ``signific
   CI, marked ``*`` (p < 0.05) / ``**`` (p < 0.01) where the model differs from the base;
 - ``faithfulness_table.{csv,md,tex}``: per model, label recall, hallucination rate, relation recall,
   order tau and the faithfulness score, marked the same way;
-- ``faithfulness_by_type.{csv,md,tex}``: the faithfulness score per model and diagram type.
+- ``faithfulness_by_type.{csv,md,tex}``: the faithfulness score per model and diagram type;
+- ``structure_table.{csv,md,tex}`` (when the structure task ran): parse rate and node/edge/triple F1,
+  strict and relaxed, of the Mermaid each model writes for a test diagram.
 
 Markdown and LaTeX show percent (0-100) except CIDEr-D, which is CIDEr-D/10 like the main table; the CSVs
 hold the fractions (mean, low, high, p) in long form. Nothing is computed anew.
@@ -25,9 +27,14 @@ from dicrepro.evaluate.stats import significance_mark
 
 LABELS = {"meteor": "METEOR", "rougeL": "ROUGE-L", "cider": "CIDEr-D/10", "accuracy": "Objective acc.",
           "label_recall": "Label recall", "hallucination_rate": "Hallucination", "relation_recall": "Relation recall",
-          "order_tau": "Order τ", "faithfulness": "Faithfulness"}
+          "order_tau": "Order τ", "faithfulness": "Faithfulness", "parsed": "Parse rate",
+          "node_f1_strict": "Node F1", "node_f1_relaxed": "Node F1 (relaxed)", "edge_f1_strict": "Edge F1",
+          "edge_f1_relaxed": "Edge F1 (relaxed)", "triple_f1_strict": "Triple F1",
+          "triple_f1_relaxed": "Triple F1 (relaxed)"}
 HEADLINE = ("meteor", "rougeL", "cider", "accuracy", "faithfulness")
 FAITH = ("label_recall", "hallucination_rate", "relation_recall", "order_tau", "faithfulness")
+STRUCT = ("parsed", "node_f1_strict", "node_f1_relaxed", "edge_f1_strict", "edge_f1_relaxed", "triple_f1_strict",
+          "triple_f1_relaxed")
 NOTE = ("Mean ± half the bootstrap 95% CI over samples (1000 resamples, the run's seed), in %. * p < 0.05, "
         "** p < 0.01 against the base model (paired approximate randomization). Faithfulness is scored "
         "against each diagram's graph (dicrepro.evaluate.faithfulness); hallucination: lower is better.")
@@ -35,7 +42,7 @@ NOTE = ("Mean ± half the bootstrap 95% CI over samples (1000 resamples, the run
 
 def _read(run_dir: Path, name: str) -> pd.DataFrame | None:
     p = run_dir / "results" / f"{name}.csv"
-    return pd.read_csv(p) if p.exists() else None
+    return pd.read_csv(p) if p.exists() and p.stat().st_size else None
 
 
 def _cell(mean, low, high, mark: str = "") -> str:
@@ -95,6 +102,9 @@ def write_ci_tables(run_dir: str | Path, labels: list[str]) -> list[Path]:
                    "Per-sample metrics with 95% confidence intervals", labels)
     paths += _write(_table(conf, FAITH, marks, order), conf[conf.metric.isin(FAITH)], res / "faithfulness_table",
                     "Caption faithfulness against the diagram's graph", labels)
+    if conf.metric.isin(STRUCT).any():  # the structure task ran (stage3.mermaid_task)
+        paths += _write(_table(conf, STRUCT, marks, order), conf[conf.metric.isin(STRUCT)], res / "structure_table",
+                        "Image to Mermaid: parse rate and structure F1", labels)
     if faith is not None and len(faith):
         by_type = faith[faith.group_by == "diagram_type"]
         shown = by_type.pivot_table(index="group", columns="model", values="faithfulness", aggfunc="first")
