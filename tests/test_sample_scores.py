@@ -4,6 +4,7 @@ babbling one on faithfulness with a significant p-value, and the files are repro
 import random
 
 import pandas as pd
+import pytest
 
 from dicrepro.diagrams.sample import sample_diagram
 from dicrepro.evaluate.sample_scores import comparison_pairs, write_sample_scores
@@ -110,3 +111,19 @@ def test_without_the_mermaid_task_the_questions_are_unchanged():
     plain = make_vqa(diagrams, random.Random(5), questions_per_diagram=3)
     more = make_vqa(diagrams, random.Random(5), questions_per_diagram=3, mermaid_task=True)
     assert [it for it in more if it["kind"] != "mermaid"] == plain
+
+
+def test_bleu4_from_per_caption_counts_equals_the_metric_and_gets_a_ci():
+    from dicrepro.evaluate.metrics import caption_scores
+    from dicrepro.evaluate.sample_scores import bleu4_of_sums, bleu4_stats, bleu4_tables
+
+    rows = caption_rows()
+    hyps = [r["reference"][: len(r["reference"]) // 2] + " extra words here" for r in rows]
+    refs, langs = [r["reference"] for r in rows], [r["language"] for r in rows]
+    stats = bleu4_stats(refs, hyps, langs)
+    assert float(bleu4_of_sums(stats.sum(axis=0))[0]) == pytest.approx(caption_scores(refs, hyps, langs)["bleu4"],
+                                                                        abs=1e-9)
+    preds = {"base": {r["id"]: "nothing" for r in rows}, "stage1": dict(zip([r["id"] for r in rows], hyps))}
+    conf, sig = bleu4_tables(rows, preds, ["base", "stage1"], seed=0)
+    s1 = next(c for c in conf if c["model"] == "stage1")
+    assert s1["low"] < s1["mean"] < s1["high"] and sig[0]["p"] < 0.01 and sig[0]["diff"] > 0

@@ -8,8 +8,10 @@ What the evaluate step adds under ``RUN/results/`` (fractions 0-1, like the othe
   ``objective_samples.csv``: one row per (model, question id): correct 0/1.
 - ``faithfulness_scores.csv``: per (model, group_by, group) with group_by overall / diagram_type / language:
   n and, for each faithfulness metric, its mean with ``_low``/``_high`` (bootstrap 95% CI).
-- ``confidence.csv``: per (model, metric): mean, low, high, n for the headline numbers (METEOR, ROUGE-L,
-  CIDEr-D/10, objective accuracy, faithfulness parts).
+- ``confidence.csv``: per (model, metric): mean, low, high, n for the headline numbers (BLEU-4, METEOR,
+  ROUGE-L, CIDEr-D/10, objective accuracy, faithfulness parts). BLEU-4 is a corpus statistic, not a mean:
+  its CI and p-values come from resampling captions and recomputing corpus BLEU-4 from per-caption n-gram
+  counts (:func:`bleu4_tables`; equal to the caption metrics' BLEU-4 on the full set).
 - ``significance.csv``: per (metric, model_a, model_b): mean difference A - B, its CI and the paired
   approximate-randomization p-value, for each stage against the base and each stage against the one before.
 - with the structure task (``stage3.mermaid_task``): ``structure_samples.csv``, one row per (model, item):
@@ -27,13 +29,15 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from dicrepro.atomic import write_text_atomic
 from dicrepro.diagrams.graph import Diagram
 from dicrepro.evaluate.answers import is_correct
 from dicrepro.evaluate.faithfulness import faithfulness
-from dicrepro.evaluate.metrics import score_cider, score_meteor, score_rougeL
+from dicrepro.evaluate import ngrams
+from dicrepro.evaluate.metrics import score_cider, score_meteor, score_rougeL, tokenize
 from dicrepro.evaluate.stats import bootstrap_ci, paired_test
 from dicrepro.evaluate.structure import LEVELS, structure_from_mermaid
 
@@ -171,6 +175,65 @@ def significance(samples: dict[str, pd.DataFrame], models: list[str], seed: int)
     return pd.DataFrame(rows, columns=["metric", "model_a", "model_b", "diff", "low", "high", "p", "n"])
 
 
+def bleu4_stats(refs: list[str], hyps: list[str], langs: list[str]) -> np.ndarray:
+    """Per caption, what corpus BLEU-4 sums (items x 10): clipped n-gram matches k=1..4, n-gram totals
+    (at least 1, as nltk), hypothesis and reference length. Tokens as :mod:`dicrepro.evaluate.metrics`."""
+    rt = [tokenize(r, lg) for r, lg in zip(refs, langs)]
+    pt = [tokenize(h, lg) for h, lg in zip(hyps, langs)]
+    ref_m, hyp_m = ngrams.count_matrices(ngrams.encode([rt, pt]), 4)
+    cols = [np.asarray(hyp_m[k].minimum(ref_m[k]).sum(axis=1)).ravel() for k in range(4)]
+    cols += [np.maximum(1.0, np.asarray(hyp_m[k].sum(axis=1)).ravel()) for k in range(4)]
+    cols += [np.array([len(t) for t in pt], float), np.array([len(t) for t in rt], float)]
+    return np.stack(cols, axis=1).astype(float)
+
+
+def bleu4_of_sums(sums: np.ndarray) -> np.ndarray:
+    """Corpus BLEU-4 (nltk, method1 smoothing) of each row of summed :func:`bleu4_stats`."""
+    sums = np.atleast_2d(sums)
+    num, den, hl, rl = sums[:, :4], sums[:, 4:8], sums[:, 8], sums[:, 9]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bp = np.where(hl <= 0, 0.0, np.where(hl > rl, 1.0, np.exp(1 - rl / np.where(hl > 0, hl, 1))))
+        logp = np.log(np.where(num > 0, num, 0.1) / den).mean(axis=1)
+    return np.where(num[:, 0] == 0, 0.0, bp * np.exp(logp))
+
+
+def _resampled_sums(stats: list[np.ndarray], seed: int, resamples: int = 1000, chunk: int = 100):
+    """The same bootstrap resamples of items applied to each stats matrix: yields lists of (chunk x 10) sums."""
+    rng = np.random.default_rng(seed)
+    n = stats[0].shape[0]
+    for start in range(0, resamples, chunk):
+        idx = rng.integers(0, n, size=(min(chunk, resamples - start), n))
+        weights = np.stack([np.bincount(row, minlength=n) for row in idx]).astype(float)
+        yield [weights @ s for s in stats]
+
+
+def bleu4_tables(rows: list[dict], preds: dict[str, dict[str, str]], models: list[str], seed: int):
+    """Corpus BLEU-4 with a bootstrap 95% CI per model (resampling captions and recomputing the corpus
+    score) and paired-bootstrap p-values for :func:`comparison_pairs`: (confidence rows, significance rows)."""
+    if not rows or not preds:
+        return [], []
+    refs, langs = [r["reference"] for r in rows], [r["language"] for r in rows]
+    stats = {m: bleu4_stats(refs, [by_id[r["id"]] for r in rows], langs) for m, by_id in preds.items()}
+    names = list(stats)
+    boot = {m: [] for m in names}
+    for sums in _resampled_sums([stats[m] for m in names], seed):
+        for m, s in zip(names, sums):
+            boot[m].append(bleu4_of_sums(s))
+    boot = {m: np.concatenate(v) for m, v in boot.items()}
+    point = {m: float(bleu4_of_sums(stats[m].sum(axis=0))[0]) for m in names}
+    conf = [{"model": m, "metric": "bleu4", "mean": point[m], "low": float(np.quantile(boot[m], 0.025)),
+             "high": float(np.quantile(boot[m], 0.975)), "n": len(rows)} for m in names]
+    sig = []
+    for a, b in comparison_pairs(models):
+        if a in boot and b in boot:
+            diff, d = point[a] - point[b], boot[a] - boot[b]
+            p = 1.0 if np.allclose(d, 0) and diff == 0 else float(min(1.0, 2 * np.mean(np.abs(d - diff) >= abs(diff) - 1e-12)))
+            sig.append({"metric": "bleu4", "model_a": a, "model_b": b, "diff": diff,
+                        "low": float(np.quantile(d, 0.025)), "high": float(np.quantile(d, 0.975)), "p": p,
+                        "n": len(rows)})
+    return conf, sig
+
+
 def write_sample_scores(results: Path, cap_rows: list[dict], cap_preds: dict[str, dict[str, str]],
                         obj_items: list[dict], obj_preds: dict[str, dict[str, str]], seed: int,
                         structure_items: list[dict] | None = None,
@@ -193,8 +256,11 @@ def write_sample_scores(results: Path, cap_rows: list[dict], cap_preds: dict[str
         samples["structure"] = st
         out["structure_samples"] = (st, None)
         out["structure_scores"] = (group_cis(st, STRUCT_METRICS, seed), None)
-    out["confidence"] = (headline_cis(samples, seed), None)
-    out["significance"] = (significance(samples, models, seed), None)
+    bconf, bsig = bleu4_tables(cap_rows, cap_preds, models, seed)
+    conf = headline_cis(samples, seed)
+    sig = significance(samples, models, seed)
+    out["confidence"] = (pd.concat([pd.DataFrame(bconf, columns=conf.columns), conf]) if bconf else conf, None)
+    out["significance"] = (pd.concat([pd.DataFrame(bsig, columns=sig.columns), sig]) if bsig else sig, None)
     paths = {}
     for name, (df, _) in out.items():
         paths[name] = results / f"{name}.csv"
@@ -205,5 +271,5 @@ def write_sample_scores(results: Path, cap_rows: list[dict], cap_preds: dict[str
     return paths
 
 
-__all__ = ["caption_samples", "objective_samples", "structure_samples", "group_cis", "headline_cis", "significance",
+__all__ = ["bleu4_stats", "bleu4_of_sums", "bleu4_tables", "caption_samples", "objective_samples", "structure_samples", "group_cis", "headline_cis", "significance",
            "comparison_pairs", "write_sample_scores", "FAITH_METRICS", "HEADLINE"]

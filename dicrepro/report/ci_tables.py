@@ -25,13 +25,13 @@ import pandas as pd
 from dicrepro.atomic import write_text_atomic
 from dicrepro.evaluate.stats import significance_mark
 
-LABELS = {"meteor": "METEOR", "rougeL": "ROUGE-L", "cider": "CIDEr-D/10", "accuracy": "Objective acc.",
+LABELS = {"bleu4": "BLEU-4", "meteor": "METEOR", "rougeL": "ROUGE-L", "cider": "CIDEr-D/10", "accuracy": "Objective acc.",
           "label_recall": "Label recall", "hallucination_rate": "Hallucination", "relation_recall": "Relation recall",
           "order_tau": "Order τ", "faithfulness": "Faithfulness", "parsed": "Parse rate",
           "node_f1_strict": "Node F1", "node_f1_relaxed": "Node F1 (relaxed)", "edge_f1_strict": "Edge F1",
           "edge_f1_relaxed": "Edge F1 (relaxed)", "triple_f1_strict": "Triple F1",
           "triple_f1_relaxed": "Triple F1 (relaxed)"}
-HEADLINE = ("meteor", "rougeL", "cider", "accuracy", "faithfulness")
+HEADLINE = ("bleu4", "meteor", "rougeL", "cider", "accuracy", "faithfulness")
 FAITH = ("label_recall", "hallucination_rate", "relation_recall", "order_tau", "faithfulness")
 STRUCT = ("parsed", "node_f1_strict", "node_f1_relaxed", "edge_f1_strict", "edge_f1_relaxed", "triple_f1_strict",
           "triple_f1_relaxed")
