@@ -30,14 +30,27 @@ from transformers import (
 )
 
 from dicrepro.atomic import read_json_record, replace_dir_atomic, write_json_atomic, write_text_atomic
+from datasets import Dataset, concatenate_datasets
+
+from dicrepro.text.phrasings_en import TYPES as TYPES_EN
+from dicrepro.text.phrasings_zh import TYPES as TYPES_ZH
 from dicrepro.train.collate import VisionSFTCollator
 from dicrepro.train.tiny_tokenizer import train_tokenizer
 from dicrepro.train.train_log import LossCSVCallback, library_versions, read_loss_csv, tensorboard_callback
+from dicrepro.train.vision_warmup import vision_warmup
 
 log = logging.getLogger(__name__)
 
 PATCH_SIZE = 14  # Qwen2.5-VL's own values: a 28x28 pixel square becomes one merged image token.
 MERGE_SIZE = 2
+# The tiny model's pixel normalisation puts white paper at 0 (Qwen's CLIP mean/std put it at 1.93 in every
+# channel). A diagram is mostly white: with CLIP's values every 14x14 patch embedding was dominated by that
+# constant, all image tokens of all diagrams came out nearly identical (cosine 0.9999) and the model could
+# not see anything. At 0, a white patch embeds to nothing and ink is the signal. Saved in the processor.
+DIAGRAM_MEAN = [1.0, 1.0, 1.0]
+DIAGRAM_STD = [0.5, 0.5, 0.5]
+RECIPE_VERSION = 2  # bump when the way the base is built changes (part of base_recipe)
+TYPE_QUESTION = {"en": "What kind of diagram is this?", "zh": "这是哪一种图？"}
 TINY_NOTE = ("THIS IS THE TINY RANDOM-INIT STAND-IN, NOT Qwen2.5-VL-7B. It has the Qwen2.5-VL architecture "
              "at toy size, a locally trained tokenizer and a few minutes of training on CPU; its outputs and "
              "scores show that the pipeline works, not what the paper's model achieves.")
@@ -90,10 +103,11 @@ def tiny_config(params, tokenizer) -> Qwen2_5_VLConfig:
 def tiny_processor(params, tokenizer) -> Qwen2_5_VLProcessor:
     """Qwen2.5-VL's processor around ``tokenizer``, images capped at ``params.model.max_pixels``."""
     size = {"shortest_edge": params.model.min_pixels, "longest_edge": params.model.max_pixels}
+    norm = {"image_mean": DIAGRAM_MEAN, "image_std": DIAGRAM_STD}
     image_processor = Qwen2VLImageProcessor(size=size, patch_size=PATCH_SIZE, merge_size=MERGE_SIZE,
-                                            temporal_patch_size=2)
+                                            temporal_patch_size=2, **norm)
     video_processor = Qwen2VLVideoProcessor(size=size, patch_size=PATCH_SIZE, merge_size=MERGE_SIZE,
-                                            temporal_patch_size=2)
+                                            temporal_patch_size=2, **norm)
     return Qwen2_5_VLProcessor(image_processor=image_processor, tokenizer=tokenizer,
                                video_processor=video_processor, chat_template=tokenizer.chat_template)
 
@@ -108,6 +122,23 @@ def init_tiny_model(params, tokenizer) -> Qwen2_5_VLForConditionalGeneration:
     n = sum(p.numel() for p in model.parameters())
     log.info("tiny Qwen2.5-VL-architecture model: %.2fM parameters (random init, seed %d)", n / 1e6, params.seed)
     return model
+
+
+def type_question_rows(train) -> Dataset:
+    """One "What kind of diagram is this?" row per pre-training diagram (en/zh as the diagram), answered
+    with its type in the verbalizer's words ("This is a pie chart." / "这是一张饼图。")."""
+    rows = {"id": [], "image": [], "prompt": [], "target": []}
+    for r in train:
+        zh = str(r["language"]).startswith("zh")
+        names = TYPES_ZH if zh else TYPES_EN
+        if r["diagram_type"] not in names:
+            continue
+        name = names[r["diagram_type"]][0]
+        rows["id"].append(f"{r['id']}-type")
+        rows["image"].append(r["image"])
+        rows["prompt"].append(TYPE_QUESTION["zh" if zh else "en"])
+        rows["target"].append(f"这是{name}。" if zh else f"This is {name}.")
+    return Dataset.from_dict(rows, features=train.select_columns(list(rows)).features)
 
 
 def pretrain(model, processor, train_rows, params, out_dir: Path) -> list[dict]:
@@ -157,7 +188,11 @@ tags: [dicrepro, tiny-stand-in, qwen2_5_vl, random-init]
   diagram descriptions for {t.pretrain_epochs} epochs at lr {t.pretrain_lr}: loss {first:.3f} -> {last:.3f}.
   It is the zero-shot "general model" baseline of a dicrepro run: it can describe diagrams, it lacks ICT
   knowledge.
-- Images are resized to {params.model.min_pixels}..{params.model.max_pixels} pixels.
+- Vision-first warm-up: before any text, the vision tower learnt to tell the {n_train} diagrams' types
+  apart ({t.vision_warmup_epochs} epochs, lr {t.vision_warmup_lr}, plus {t.vision_warmup_copies} document-look
+  copy per diagram); pre-training also asks "What kind of diagram is this?" ({t.type_questions}).
+- Images are resized to {params.model.min_pixels}..{params.model.max_pixels} pixels and normalised with
+  white paper at 0 (mean {DIAGRAM_MEAN}, std {DIAGRAM_STD}), so that ink, not paper, is the signal.
 
 ## Use
 ```python
@@ -172,7 +207,7 @@ def base_recipe(params, data_identity: str, tokenizer_corpus: list[str]) -> str:
     """Hash of everything the tiny base's bytes depend on: the seed, ``model.tiny``, the image size, the
     pre-training settings it borrows from ``sft`` (batch size, max length, logging steps), the
     pre-training data (``data_identity``), the tokenizer corpus and the library versions."""
-    key = {"seed": params.seed, "tiny": params.model.tiny.model_dump(mode="json"),
+    key = {"recipe_version": RECIPE_VERSION, "seed": params.seed, "tiny": params.model.tiny.model_dump(mode="json"),
            "pixels": [params.model.min_pixels, params.model.max_pixels],
            "sft": [params.sft.batch_size, params.sft.max_length, params.sft.logging_steps],
            "data": data_identity, "versions": library_versions(),
@@ -207,9 +242,20 @@ def build_tiny_base(params, pretrain_dataset, out_dir, tokenizer_corpus: list[st
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     losses = []
-    if len(train) and params.model.tiny.pretrain_samples > 0:
-        log.info("pre-training the tiny base on %d general diagrams", len(train))
-        losses = pretrain(model, processor, train, params, tmp)
+    warmup: list[dict] = []
+    t = params.model.tiny
+    if len(train) and t.pretrain_samples > 0:
+        if t.vision_warmup_epochs and "diagram_type" in train.column_names:
+            log.info("vision-first warm-up: %d epochs on the types of %d general diagrams", t.vision_warmup_epochs,
+                     len(train))
+            warmup = vision_warmup(model, processor, list(train["image"]), list(train["diagram_type"]),
+                                   epochs=t.vision_warmup_epochs, lr=t.vision_warmup_lr, seed=params.seed,
+                                   document_copies=t.vision_warmup_copies)
+        rows = train.select_columns(["id", "image", "prompt", "target"])
+        if t.type_questions and {"diagram_type", "language"} <= set(train.column_names):
+            rows = concatenate_datasets([rows, type_question_rows(train)])
+        log.info("pre-training the tiny base on %d general diagrams (%d rows)", len(train), len(rows))
+        losses = pretrain(model, processor, rows, params, tmp)
     model.save_pretrained(tmp, safe_serialization=True)
     processor.save_pretrained(tmp)
     write_text_atomic(tmp / "README.md", _model_card(params, len(train), losses))
@@ -217,6 +263,7 @@ def build_tiny_base(params, pretrain_dataset, out_dir, tokenizer_corpus: list[st
         "kind": "tiny", "note": TINY_NOTE, "seed": params.seed, "tiny": params.model.tiny.model_dump(),
         "pretrain_rows": len(train), "pretrain_loss_first": losses[0]["loss"] if losses else None,
         "pretrain_loss_last": losses[-1]["loss"] if losses else None, "versions": library_versions(),
+        "vision_warmup": warmup,
         "recipe": recipe})
     replace_dir_atomic(tmp, out_dir)
     log.info("tiny base model saved to %s", out_dir)
