@@ -21,6 +21,7 @@ from dicrepro.params import Params
 from dicrepro.paths import RunPaths, resolve
 from dicrepro.report.figures import make_figures as _figures
 from dicrepro.report.figures import write_tables
+from dicrepro.report.page import build_report
 from dicrepro.text.describe import caption_prompt
 from dicrepro.text.rewrite import format_stats, rewrite_dataset
 
@@ -106,7 +107,8 @@ def vqa_image_spec(params: Params) -> SynthSpec:
     p, q = params.stage1, params.stage3
     return SynthSpec(n=q.n_diagrams, test_n=q.test_diagrams, seed=params.seed, domain="ict",
                      diagram_types=tuple(p.diagram_types), languages=dict(p.languages),
-                     min_elements=p.min_elements, max_elements=p.max_elements, id_prefix="s3img")
+                     min_elements=p.min_elements, max_elements=p.max_elements, id_prefix="s3img",
+                     realism=p.realism)
 
 
 def distractor_pool() -> list[str]:
@@ -215,10 +217,10 @@ def evaluate(params: Params):
 
 
 def make_figures(params: Params) -> list[Path]:
-    """Step 6: tables (CSV/Markdown/LaTeX under RUN/results) and figures (PNG+PDF in figures_dir), from
-    recorded results only."""
-
+    """Step 6: tables (CSV/Markdown/LaTeX under RUN/results), figures (PNG+PDF in figures_dir) and the
+    results page (RUN/report/report.{md,html}), from recorded results only."""
     paths = run_paths(params)
     if not (paths.results / "caption_scores.csv").exists():
         raise FileNotFoundError(f"no recorded results in {paths.results}: run the evaluate step first")
-    return _figures(paths.root, resolve(params.figures_dir)) + write_tables(paths.root)
+    written = _figures(paths.root, resolve(params.figures_dir)) + write_tables(paths.root)
+    return written + list(build_report(paths.root))
