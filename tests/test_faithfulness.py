@@ -8,6 +8,8 @@ import pytest
 
 from dicrepro.diagrams.graph import Diagram, Edge, Node
 from dicrepro.diagrams.sample import BUILDERS, sample_diagram
+from dicrepro.diagrams.sample_realism import enrich
+from dicrepro.params import RealismParams
 from dicrepro.evaluate.faithfulness import aggregate, faithfulness, key, split_sentences
 from dicrepro.text.describe import describe
 from dicrepro.text.gate import default_lexicon, diagram_strings
@@ -81,7 +83,13 @@ def reverse_two_steps(d: Diagram, caption: str) -> str | None:
 
 
 def swap_condition(d: Diagram, caption: str) -> str | None:
-    """Swap the branch labels ("yes"/"no") of one decision in the sentences stating its branches."""
+    """Swap the conditions of an alt block's first two branches, or else the branch labels ("yes"/"no") of
+    one decision in the sentences stating its branches."""
+    for b in d.meta.get("blocks", []):
+        conds = [br["condition"] for br in b["branches"][:2] if br["condition"]]
+        if b["kind"] == "alt" and len(set(conds)) == 2 and all(c in caption for c in conds):
+            x, y = conds
+            return caption.replace(x, "\0").replace(y, x).replace("\0", y)
     sentences = split_sentences(caption)
     for n in d.nodes:
         out = [e for e in d.edges if e.src == n.id and e.label]
@@ -115,6 +123,45 @@ def no_metric_improves(before: dict, after: dict) -> list[str]:
     if after["hallucination_rate"] < before["hallucination_rate"] - 1e-12:
         worse.append("hallucination_rate")
     return worse
+
+
+RICH = RealismParams(block_p=1, nested_block_p=0.5, note_p=1, activation_p=1, self_message_p=1, subgraph_p=1,
+                     nested_subgraph_p=0.5, line_break_p=0.5, long_label_p=0.5, composite_state_p=1)
+
+
+def check_corruptions(d: Diagram, caption: str, applied: set) -> None:
+    faithful = faithfulness(d, caption)
+    assert faithful["score"] == 1.0 and faithful["hallucinated"] == [] and faithful["language_ok"], faithful
+    assert faithfulness(d, join(d, split_sentences(caption)))["score"] == 1.0  # re-joining changes nothing
+    for name, corrupt in CORRUPTIONS.items():
+        bad = corrupt(d, caption)
+        if bad is None:
+            continue
+        applied.add(name)
+        got = faithfulness(d, bad)
+        target = TARGET[name]
+        assert got["score"] < faithful["score"], (name, bad)
+        if target == "hallucination_rate":
+            assert got[target] > faithful[target], (name, got)
+        else:
+            assert got[target] < faithful[target], (name, got, bad)
+        assert not no_metric_improves(faithful, got), (name, no_metric_improves(faithful, got))
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+@pytest.mark.parametrize("dtype", ["sequence", "flowchart", "state"])
+def test_rich_diagrams_blocks_notes_subgraphs_too(dtype, language):
+    """Diagrams as rich as real ones (alt/loop/opt/par blocks, notes, self-messages, nested subgraphs,
+    composite states): their faithful captions score 1 and the corruptions, an alt condition swap
+    included, lower it."""
+    applied: set = set()
+    for seed in range(8):
+        d = enrich(random.Random(seed), sample_diagram(random.Random(seed), dtype, language=language, min_elements=4,
+                                                       max_elements=10), RICH)
+        check_corruptions(d, caption_of(d, seed), applied)
+    assert {"drop_label", "invent_component", "swap_source_and_target"} <= applied
+    if dtype == "sequence":
+        assert {"reverse_two_steps", "swap_condition"} <= applied
 
 
 @pytest.mark.parametrize("language", ["en", "zh"])

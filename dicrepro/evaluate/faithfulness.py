@@ -43,7 +43,7 @@ _HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _TOKEN = re.compile(rf"[{_HAN}]|[^\W_{_HAN}]+")
 # Sentences end at a full stop ('?' and '!' end labels like "Load below threshold?" too often to split on).
 _SENTENCE_END = re.compile(r"(?<=[.])\s+|(?<=[。])\s*|\n+")
-_NUMBERING = re.compile(r"^\d+[.)]$")
+_NUMBERING = re.compile(r"(?:^|[:：]\s*)\d+[.)]$")  # "3." alone, or a lead-in "... happen: 5."
 _QUOTED = re.compile(r'"([^"\n]{1,80})"|“([^”\n]{1,80})”|「([^」\n]{1,80})」')
 _WORD = re.compile(r"(?<![A-Za-z0-9_])[A-Za-z0-9_]*[A-Za-z][A-Za-z0-9_]*")
 METRICS = ("label_recall", "hallucination_rate", "relation_recall", "order_tau", "score")
@@ -91,7 +91,7 @@ def split_sentences(text: str) -> list[str]:
     parts = [p.strip() for p in _SENTENCE_END.split(text or "") if p and p.strip()]
     out: list[str] = []
     for p in parts:
-        if out and _NUMBERING.match(out[-1]):  # "2." alone was a step number, not a sentence
+        if out and _NUMBERING.search(out[-1]):  # "2." was a step number, not a sentence end
             out[-1] = out[-1] + " " + p
         else:
             out.append(p)
@@ -298,7 +298,11 @@ def faithfulness(diagram: Diagram, caption: str, *, lexicon: Iterable[str] | Non
         stated_at.append(free[0] if free else (where[0] if where else None))
         taken.update(free[:1])
     hits, total = sum(w is not None for w in stated_at), len(edges)
-    for b in diagram.meta.get("blocks") or []:  # a branch is stated with its condition and one of its messages
+    all_msgs = [key(e.label) for e in diagram.ordered_edges() if key(e.label)]
+    for b in diagram.meta.get("blocks") or []:
+        # A branch is stated with its condition and one of its messages in the same sentence, or, when the
+        # condition's sentence is a lead-in that names no message ('If instead "X":'), in the next sentence
+        # that names a message (a note may come between).
         for br in b.get("branches", []):
             cond = key(br.get("condition", ""))
             msgs = [key(diagram.ordered_edges()[i].label) for i in br.get("messages", [])
@@ -306,7 +310,14 @@ def faithfulness(diagram: Diagram, caption: str, *, lexicon: Iterable[str] | Non
             if not cond or not msgs:
                 continue
             total += 1
-            hits += any(_standalone(cond, sk, allowed) and any(m and m in sk for m in msgs) for sk in sent_keys)
+            for i, sk in enumerate(sent_keys):
+                if not _standalone(cond, sk, allowed):
+                    continue
+                lead_in = not any(m in sk for m in all_msgs)
+                nxt = next((t for t in sent_keys[i + 1:] if any(m in t for m in all_msgs)), "") if lead_in else ""
+                if any(m and (m in sk or m in nxt) for m in msgs):
+                    hits += 1
+                    break
     relation_recall = hits / total if total else None
 
     order_tau = None
