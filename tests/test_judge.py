@@ -66,3 +66,18 @@ def test_the_judge_is_off_by_default_and_needs_an_endpoint_when_on(tmp_path):
         load_params(p)
     p.write_text("seed: 1\n")
     assert load_params(p).eval.judge.enabled is False
+
+
+def test_every_model_is_judged_per_diagram_type(tmp_path):
+    from dicrepro.evaluate.judge import judge_table
+
+    meta = [{"id": "a", "diagram_type": "sequence"}, {"id": "b", "diagram_type": "sequence"},
+            {"id": "c", "diagram_type": "flowchart"}]
+    preds = {"base": {"a": "The SMF registers.", "b": "The UE registers.", "c": "The UE registers."},
+             "stage3": {"a": "The UE registers.", "b": "The UE registers.", "c": "The UE registers."}}
+    with ChatServer(grade) as server:
+        t = judge_table(meta, [MERMAID, MERMAID, ""], preds, params(server), tmp_path / "cache.jsonl")
+    overall = t[t.group_by == "overall"].set_index("model")
+    assert overall.loc["base", "judge_score"] == 0.5 and overall.loc["stage3", "judge_score"] == 1.0
+    assert list(overall["n"]) == [2, 2]  # the row without a Mermaid source is not judged
+    assert set(t[t.group_by == "diagram_type"]["group"]) == {"sequence"}

@@ -23,6 +23,8 @@ import re
 from collections import Counter
 from pathlib import Path
 
+import pandas as pd
+
 from dicrepro.text.llm import ChatRequest, LLMError, ReplyCache, openai_backend
 
 log = logging.getLogger(__name__)
@@ -114,3 +116,26 @@ def judge_captions(items: list[dict], params, cache_path: str | Path | None = No
     log.info("judge: %d captions, %d replies from cache, %d prompt + %d completion tokens", len(rows),
              stats["cache_hits"], stats["prompt_tokens"], stats["completion_tokens"])
     return rows
+
+
+def judge_table(meta: list[dict], mermaid: list[str], preds: dict[str, dict[str, str]], params,
+                cache_path: str | Path | None = None) -> pd.DataFrame:
+    """Every model's captions judged: mean ``judge_score`` per model, overall and per diagram type, with
+    the number of captions and of unusable verdicts. ``meta`` rows carry ``id`` and ``diagram_type``;
+    ``mermaid`` is each caption's diagram source (rows without one are not judged)."""
+    rows = []
+    for model, texts in preds.items():
+        items = [{"id": m["id"], "mermaid": src, "caption": texts.get(m["id"], "")}
+                 for m, src in zip(meta, mermaid) if str(src or "").strip()]
+        graded = {r["id"]: r for r in judge_captions(items, params, cache_path, progress=False)}
+        by_type: dict[str, list[dict]] = {}
+        for m in meta:
+            if m["id"] in graded:
+                by_type.setdefault(m.get("diagram_type", "all"), []).append(graded[m["id"]])
+        groups = [("overall", "all", list(graded.values()))] + [("diagram_type", t, g) for t, g in sorted(by_type.items())]
+        for group_by, group, g in groups:
+            ok = [r for r in g if not r["error"]]
+            rows.append({"model": model, "group_by": group_by, "group": group, "n": len(g),
+                         "judge_score": sum(r["judge_score"] for r in ok) / len(ok) if ok else float("nan"),
+                         "unjudged": len(g) - len(ok)})
+    return pd.DataFrame(rows)

@@ -18,6 +18,7 @@ from datasets import concatenate_datasets, load_from_disk
 from dicrepro.atomic import read_jsonl, write_bytes_atomic, write_json_atomic, write_text_atomic
 from dicrepro.evaluate.blind import blind_dataset
 from dicrepro.evaluate.diagram_type import caption_type, type_accuracy
+from dicrepro.evaluate.judge import judge_table
 from dicrepro.evaluate.metrics import caption_scores, objective_scores
 from dicrepro.evaluate.ocr import ocr_to_jsonl
 from dicrepro.evaluate.predict import predict_to_jsonl
@@ -254,6 +255,10 @@ def evaluate(params: Params) -> dict[str, pd.DataFrame]:
     write_sample_scores(paths.results, [{**m, "graph": g} for m, g in zip(cap_meta, graphs)], cap_preds,
                         obj_items, obj_preds, params.seed, list(st_ds.remove_columns("image")), st_preds,
                         workers=params.render.workers, timeout_s=params.render.timeout_s)
+    if params.eval.judge.enabled:  # optional LLM-as-judge against each caption's Mermaid source
+        mermaid = cap_ds["mermaid"] if "mermaid" in cap_ds.column_names else [""] * len(cap_meta)
+        judged = judge_table(cap_meta, mermaid, cap_preds, params.eval.judge, paths.results / "judge_cache.jsonl")
+        write_text_atomic(paths.results / "judge_scores.csv", judged.to_csv(index=False, float_format="%.6f"))
     stage2_sources = set(load_from_disk(str(paths.stage2_data))["train"]["source"])
     write_json_atomic(paths.results / "meta.json", {
         "tiny_model": params.model.kind == "tiny",
