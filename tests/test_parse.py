@@ -67,8 +67,10 @@ def test_sequence_blocks_notes_self_messages_and_aliases(renderer):
   end
   par to OP
     AMF->>OP: Alarm
+    activate OP
   and to UE
     AMF-->>UE: Registration Reject
+    deactivate OP
   end
 """
     [res] = parse_mermaid([src], renderer=renderer)
@@ -88,6 +90,7 @@ def test_sequence_blocks_notes_self_messages_and_aliases(renderer):
     assert d.meta["notes"] == [{"text": "keys in USIM ; never sent", "over": ["UE"], "position": "right of",
                                 "after": 1}]
     assert d.meta["autonumber"] is True
+    assert d.meta["activations"] == [["OP", 4, 5]]  # activated after message 4, deactivated after 5
 
 
 def test_flowchart_shapes_edge_kinds_and_nested_subgraphs(renderer):

@@ -18,7 +18,8 @@ What the graph gains from real Mermaid, beyond the conventions of :mod:`dicrepro
   writes phases. ``meta["blocks"]``: alt/opt/loop/par/critical/break/rect blocks, each
   ``{"kind", "parent" (index of the enclosing block or None), "branches": [{"condition", "messages"}]}``
   (``else``/``and``/``option`` open a new branch); ``meta["notes"]``: ``{"text", "over" [ids],
-  "position" left of/right of/over, "after" (messages before it)}``; ``meta["autonumber"]``.
+  "position" left of/right of/over, "after" (messages before it)}``; ``meta["activations"]``:
+  ``[participant id, activated after message i, deactivated after message j]``; ``meta["autonumber"]``.
 - ``flowchart``: ``kind`` from the shape (decision, database, subroutine, io, start/end for stadium and
   circle, process otherwise), ``attrs["shape"]`` the shape's name in :data:`~dicrepro.diagrams.mermaid.SHAPES`
   terms; edge ``kind`` the stroke (solid/dotted/thick/invisible), ``attrs["arrow"]`` mermaid's arrow type;

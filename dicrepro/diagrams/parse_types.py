@@ -100,12 +100,19 @@ def _sequence(db: dict, d: Diagram) -> None:
     blocks: list[dict] = []
     notes: list[dict] = []
     stack: list[int] = []
+    active: dict[str, list[int]] = {}
+    activations: list[list] = []  # [participant, activated after message i, deactivated after message j]
     n_msg = 0
     items = db.get("getMessages") or []
     for i, m in enumerate(items):
         t = names.get(m.get("type"), "")
         if t == "AUTONUMBER":
             d.meta["autonumber"] = True
+        elif t == "ACTIVE_START" and m.get("from"):  # activated after the message before it
+            active.setdefault(m["from"], []).append(n_msg - 1)
+        elif t == "ACTIVE_END" and m.get("from"):
+            if active.get(m["from"]):
+                activations.append([m["from"], active[m["from"]].pop(), n_msg - 1])
         elif t in _BLOCK_START:
             blocks.append({"kind": _BLOCK_START[t], "parent": stack[-1] if stack else None,
                            "branches": [{"condition": decode(m.get("message")) if t != "RECT_START" else "",
@@ -153,6 +160,9 @@ def _sequence(db: dict, d: Diagram) -> None:
             for j, nt in enumerate(notes) if j not in phase_notes]
     if rest:
         d.meta["notes"] = rest
+    activations += [[p, i, n_msg - 1] for p, starts in active.items() for i in starts]  # never deactivated
+    if activations:
+        d.meta["activations"] = sorted(activations, key=lambda a: (a[1], a[2], a[0]))
 
 
 def _first_in_block(items: list[dict], i: int, names: dict) -> bool:
