@@ -298,7 +298,7 @@ def _add_graph_eval(sub) -> None:
                        description="Parses the Mermaid with mermaid.js's own parser and scores the caption "
                                    "against its graph: label_recall, hallucination_rate and the hallucinated "
                                    "spans, relation_recall, order_tau (values 0-1, null where a part does "
-                                   "not apply) and one score. --jsonl: rows {id, caption, mermaid | graph}; "
+                                   "not apply) and faithfulness, their one score. --jsonl: rows {id, caption, mermaid | graph}; "
                                    "bad rows are listed on stderr and counted. Exit 2 on bad input.")
     p.add_argument("--mermaid", help="the diagram's Mermaid source (.mmd)")
     p.add_argument("--caption", help="the caption (UTF-8 text)")

@@ -131,8 +131,8 @@ RICH = RealismParams(block_p=1, nested_block_p=0.5, note_p=1, activation_p=1, se
 
 def check_corruptions(d: Diagram, caption: str, applied: set) -> None:
     faithful = faithfulness(d, caption)
-    assert faithful["score"] == 1.0 and faithful["hallucinated"] == [] and faithful["language_ok"], faithful
-    assert faithfulness(d, join(d, split_sentences(caption)))["score"] == 1.0  # re-joining changes nothing
+    assert faithful["faithfulness"] == 1.0 and faithful["hallucinated"] == [] and faithful["language_ok"], faithful
+    assert faithfulness(d, join(d, split_sentences(caption)))["faithfulness"] == 1.0  # re-joining changes nothing
     for name, corrupt in CORRUPTIONS.items():
         bad = corrupt(d, caption)
         if bad is None:
@@ -140,7 +140,7 @@ def check_corruptions(d: Diagram, caption: str, applied: set) -> None:
         applied.add(name)
         got = faithfulness(d, bad)
         target = TARGET[name]
-        assert got["score"] < faithful["score"], (name, bad)
+        assert got["faithfulness"] < faithful["faithfulness"], (name, bad)
         if target == "hallucination_rate":
             assert got[target] > faithful[target], (name, got)
         else:
@@ -172,8 +172,8 @@ def test_faithful_captions_score_one_and_every_corruption_lowers_the_score(dtype
         d = sample_diagram(random.Random(seed), dtype, language=language, min_elements=3, max_elements=12)
         caption = caption_of(d, seed)
         faithful = faithfulness(d, caption)
-        assert faithful["score"] == 1.0 and faithful["hallucinated"] == [] and faithful["language_ok"], faithful
-        assert faithfulness(d, join(d, split_sentences(caption)))["score"] == 1.0  # re-joining changes nothing
+        assert faithful["faithfulness"] == 1.0 and faithful["hallucinated"] == [] and faithful["language_ok"], faithful
+        assert faithfulness(d, join(d, split_sentences(caption)))["faithfulness"] == 1.0  # re-joining changes nothing
         for name, corrupt in CORRUPTIONS.items():
             bad = corrupt(d, caption)
             if bad is None:
@@ -181,7 +181,7 @@ def test_faithful_captions_score_one_and_every_corruption_lowers_the_score(dtype
             applied.add(name)
             got = faithfulness(d, bad)
             target = TARGET[name]
-            assert got["score"] < faithful["score"], (name, bad)
+            assert got["faithfulness"] < faithful["faithfulness"], (name, bad)
             if target == "hallucination_rate":
                 assert got[target] > faithful[target], (name, got)
             else:
@@ -227,7 +227,7 @@ def test_alt_conditions_count_as_labels_and_relations():
         "\0", "subscriber unknown")
     f_good, f_bad = faithfulness(d, good), faithfulness(d, swapped)
     assert f_good["label_recall"] == 1.0 and f_good["relation_recall"] == 1.0
-    assert f_bad["label_recall"] == 1.0 and f_bad["relation_recall"] < 1.0 and f_bad["score"] < f_good["score"]
+    assert f_bad["label_recall"] == 1.0 and f_bad["relation_recall"] < 1.0 and f_bad["faithfulness"] < f_good["faithfulness"]
     assert faithfulness(d, good.replace('If "subscriber unknown", ', ""))["label_recall"] < 1.0
 
 
@@ -258,7 +258,7 @@ def test_empty_caption_and_wrong_language():
 
 def test_aggregate_skips_what_does_not_apply():
     rows = [{"label_recall": 1.0, "hallucination_rate": 0.0, "relation_recall": None, "order_tau": None,
-             "score": 1.0}, {"label_recall": 0.5, "hallucination_rate": 0.5, "relation_recall": 1.0,
-                             "order_tau": -1.0, "score": 0.25}]
+             "faithfulness": 1.0}, {"label_recall": 0.5, "hallucination_rate": 0.5, "relation_recall": 1.0,
+                             "order_tau": -1.0, "faithfulness": 0.25}]
     assert aggregate(rows) == {"label_recall": 0.75, "hallucination_rate": 0.25, "relation_recall": 1.0,
-                               "order_tau": -1.0, "score": 0.625}
+                               "order_tau": -1.0, "faithfulness": 0.625}

@@ -41,7 +41,7 @@ def test_faithfulness_of_one_pair(files, capsys):
     assert list(good)[:5] == ["label_recall", "hallucination_rate", "hallucinated", "relation_recall", "order_tau"]
     code, out, _ = run(capsys, "faithfulness", "--mermaid", str(files / "d.mmd"), "--caption", str(files / "bad.txt"))
     bad = json.loads(out)
-    assert bad["relation_recall"] == 0.5 and bad["hallucinated"] == ["PCF"] and bad["score"] < good["score"]
+    assert bad["relation_recall"] == 0.5 and bad["hallucinated"] == ["PCF"] and bad["faithfulness"] < good["faithfulness"]
 
 
 @pytest.mark.parametrize("caption, message", [("empty.txt", "the caption is empty"),
@@ -79,7 +79,7 @@ def test_batches_go_on_past_bad_rows(tmp_path, capsys):
     code, out, err = run(capsys, "faithfulness", "--jsonl", str(tmp_path / "f.jsonl"))
     res = json.loads(out)
     assert code == 0 and [r["id"] for r in res["rows"]] == ["a", "b"]
-    assert res["rows"][0]["score"] == 1.0 and res["summary"]["bad"] == 4 and res["summary"]["scored"] == 2
+    assert res["rows"][0]["faithfulness"] == 1.0 and res["summary"]["bad"] == 4 and res["summary"]["scored"] == 2
     assert [b["line"] for b in res["bad_rows"]] == [3, 4, 5, 6] and "f.jsonl:5" in err
     pairs = [{"id": "x", "reference": to_mermaid(d), "prediction": to_mermaid(d)},
              {"id": "y", "reference": "nonsense", "prediction": SEQ},

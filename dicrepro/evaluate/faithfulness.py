@@ -22,7 +22,7 @@
   target, source first.
 - ``order_tau``: Kendall's tau between the diagram's order (sequence messages, timeline periods) and the
   order in which the caption states them; ``None`` below two matched items.
-- ``score``: the mean of the parts that apply (recall, 1 - hallucination rate, relation recall,
+- ``faithfulness``: the mean of the parts that apply (recall, 1 - hallucination rate, relation recall,
   (tau + 1) / 2): one matching score per sample. A caption that names no label at all gets 0, not 1, for
   the hallucination part (saying nothing is not precision).
 """
@@ -46,7 +46,7 @@ _SENTENCE_END = re.compile(r"(?<=[.])\s+|(?<=[。])\s*|\n+")
 _NUMBERING = re.compile(r"(?:^|[:：]\s*)\d+[.)]$")  # "3." alone, or a lead-in "... happen: 5."
 _QUOTED = re.compile(r'"([^"\n]{1,80})"|“([^”\n]{1,80})”|「([^」\n]{1,80})」')
 _WORD = re.compile(r"(?<![A-Za-z0-9_])[A-Za-z0-9_]*[A-Za-z][A-Za-z0-9_]*")
-METRICS = ("label_recall", "hallucination_rate", "relation_recall", "order_tau", "score")
+METRICS = ("label_recall", "hallucination_rate", "relation_recall", "order_tau", "faithfulness")
 
 
 def _stem(tok: str) -> str:
@@ -339,7 +339,7 @@ def faithfulness(diagram: Diagram, caption: str, *, lexicon: Iterable[str] | Non
     parts = [p for p in parts if p is not None]
     return {
         "label_recall": label_recall, "hallucination_rate": hallucination_rate, "hallucinated": hallucinated,
-        "relation_recall": relation_recall, "order_tau": order_tau, "score": sum(parts) / len(parts),
+        "relation_recall": relation_recall, "order_tau": order_tau, "faithfulness": sum(parts) / len(parts),
         "missing": [x for x in labels if x not in found], "labels": len(labels), "relations": total,
         "language_ok": language_ok(diagram, caption),
     }

@@ -74,7 +74,7 @@ def _diagram(res: ParseResult, where: str) -> Diagram:
 
 def public(scores: dict[str, Any]) -> dict[str, Any]:
     """The faithfulness fields of the CLI contract, in order (then the extras)."""
-    keys = ("label_recall", "hallucination_rate", "hallucinated", "relation_recall", "order_tau", "score",
+    keys = ("label_recall", "hallucination_rate", "hallucinated", "relation_recall", "order_tau", "faithfulness",
             "missing", "labels", "relations")
     return {k: scores[k] for k in keys}
 

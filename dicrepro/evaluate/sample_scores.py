@@ -79,7 +79,7 @@ def caption_samples(rows: list[dict], preds: dict[str, dict[str, str]]) -> pd.Da
             if d is not None:
                 if text.strip():
                     f = faithfulness(d, text)
-                    rec.update({m: f[m] for m in FAITH_METRICS[:-1]}, faithfulness=f["score"])
+                    rec.update({m: f[m] for m in FAITH_METRICS[:-1]}, faithfulness=f["faithfulness"])
                 else:  # an empty caption says nothing right: zero, not "not applicable"
                     rec.update(label_recall=0.0, hallucination_rate=0.0, relation_recall=0.0, order_tau=None,
                                faithfulness=0.0)
