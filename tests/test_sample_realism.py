@@ -87,6 +87,12 @@ def test_descriptions_say_conditions_loops_and_notes_and_pass_the_gate():
         assert check_faithful(d, text).ok
         # a description that drops the else branch's condition is caught
         assert not check_faithful(d, text.replace('"Expired"', '""')).ok
+    # a text that adds a loop the diagram does not have invents its condition
+    plain = sample_diagram(random.Random(4), "sequence", min_elements=3, max_elements=16)
+    plain_text = describe(plain, random.Random(0))["description"]
+    assert check_faithful(plain, plain_text).ok
+    invented = check_faithful(plain, plain_text + ' The exchange repeats: "Retry up to 3 times".')
+    assert invented.invented == ["Retry up to 3 times"]
     zh = rich("sequence", 3)
     text = describe(zh, random.Random(0))["description"]
     assert all(br["condition"] in text for b in zh.meta.get("blocks", []) for br in b["branches"])

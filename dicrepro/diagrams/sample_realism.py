@@ -26,6 +26,7 @@ All randomness comes from the ``rng`` passed in; with knobs at their defaults no
 from __future__ import annotations
 
 import random
+import re
 
 from dicrepro.diagrams.graph import Diagram, Edge, Group, Node
 from dicrepro.diagrams.knowledge import common, load_kb
@@ -72,6 +73,18 @@ STEP_QUALIFIERS = [["(timeout 30 s)", "（超时30秒）"], ["(per cell)", "（�
                    ["(within the maintenance window)", "（在维护窗口内）"]]
 SUBGRAPH_NAMES = [["Control plane", "控制面"], ["Validation", "校验"], ["Recovery path", "恢复路径"],
                   ["Core network", "核心网"], ["Edge site", "边缘站点"]]
+
+
+def vocabulary() -> list[str]:
+    """Every text these tables can put into a diagram (both languages): what the faithfulness gate looks
+    for as an invention when a diagram does not hold it."""
+    tables = [LOOP_CONDITIONS, OPT_CONDITIONS, ALT_CONDITIONS, ELSE_CONDITIONS, SELF_STEPS, NOTE_TEXTS,
+              SUBGRAPH_NAMES, STEP_QUALIFIERS, COMPOSITE_NAMES]
+    out = [x.strip("()（）") for x in [x for t in tables for pair in t for x in pair] + ELSE_MESSAGES
+           + MESSAGE_QUALIFIERS]
+    # only specific ones: two words like "In service" also occur in prose ("procedure in Service outage")
+    return [x for x in out if len(x.split()) >= 3 or len(re.findall(r"[\u4e00-\u9fff]", x)) >= 4
+            or any(c.isdigit() for c in x)]
 
 
 def _pick(pair, lang: str) -> str:
@@ -316,8 +329,6 @@ def _steps_in_a_row(d: Diagram) -> None:
 def _full_names(d: Diagram, t: dict) -> None:
     """Name the topic's entities in full inside step labels: "Select AUSF" -> "Select AUSF (Authentication
     Server Function)", as specifications and runbooks write them."""
-    import re
-
     zh = d.language == "zh"
     for e in t.get("entities", []):
         if "full_en" not in e:

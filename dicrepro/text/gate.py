@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 from dicrepro.diagrams.graph import Diagram
 from dicrepro.diagrams.knowledge import lexicon
+from dicrepro.diagrams.sample_realism import vocabulary
 from dicrepro.text import phrasings_en, phrasings_zh
 from dicrepro.text.describe import diagram_labels, display_names
 
@@ -179,8 +180,9 @@ def candidate_labels(entries: Iterable[str]) -> list[str]:
 
 @functools.lru_cache(maxsize=1)
 def default_lexicon() -> tuple[str, ...]:
-    """Candidate labels from the knowledge base (``dicrepro.diagrams.knowledge.lexicon()``), filtered."""
-    return tuple(candidate_labels(lexicon()))
+    """Candidate labels from the knowledge base (``dicrepro.diagrams.knowledge.lexicon()``) and the texts the
+    realism tables add (conditions, notes, qualifiers: ``sample_realism.vocabulary()``), filtered."""
+    return tuple(candidate_labels([*sorted(lexicon()), *vocabulary()]))
 
 
 @functools.lru_cache(maxsize=8)
@@ -252,7 +254,11 @@ def check_faithful(diagram: Diagram, text: str, *, lexicon: Iterable[str] | None
         if _spans(ne, norm_text):
             invented.append(entry)
     # "SMF selection" and "SMF" both invented: report the longest only, it explains the other.
-    invented = [x for x in invented if not any(y != x and _contains(normalize(y), normalize(x)) for y in invented)]
+    # Entries that differ only in case or punctuation ("Retry up to 3 times", "retry up to 3 times") are one
+    # invention: compared by their normal form (they used to discard each other and none was reported).
+    invented = [x for x in invented if not any(normalize(y) != normalize(x) and _contains(normalize(y), normalize(x))
+                                               for y in invented)]
+    invented = list({normalize(x): x for x in reversed(invented)}.values())[::-1]
     if invented:
         reasons.append("labels invented (not in the diagram): " + "; ".join(invented))
 
