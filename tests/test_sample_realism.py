@@ -154,3 +154,13 @@ def test_realism_knobs_reach_every_synthesized_set_and_their_signatures():
     assert standin_spec(rich_params).realism is not None and standin_spec(tiny).realism is None
     before, after = signatures(tiny), signatures(rich_params)
     assert all(before[s] != after[s] for s in ("base", "synth", "expert", "vqa"))
+
+
+def test_a_nested_subgraph_is_said_to_sit_inside_its_parent():
+    d = next(d for d in (rich("flowchart", s) for s in range(40)) if d.meta.get("group_parents"))
+    (child, parent), = d.meta["group_parents"].items()
+    labels = {g.id: g.label for g in d.groups}
+    for seed in range(5):
+        text = describe(d, random.Random(seed))["partial"]
+        assert labels[child] in text and labels[parent] in text
+        assert check_faithful(d, describe(d, random.Random(seed))["description"]).ok

@@ -114,10 +114,15 @@ def describe_parts(diagram: Diagram, rng: random.Random, style: str = "structura
                         are="is" if k == 1 else "are", list=say.join([_q(say, g.label) for g in diagram.groups])))
     detail = _cover_missing(diagram, say, detail)
     intros = {}
+    parents = diagram.meta.get("group_parents") or {}  # nested subgraphs (sample_realism / parse)
+    glabels = {g.id: g.label for g in diagram.groups}
     for gi, g in enumerate(diagram.groups):
         members = _member_labels(diagram, g.members)
         key = "x_group" if say.expert else "group_intro"
         intros[gi] = say(key, gnoun=gnoun, group=g.label, list=say.join(members))
+        if parents.get(g.id) in glabels:
+            intros[gi] = say.text([intros[gi], say("group_nested", gnoun=gnoun, group=g.label,
+                                                   parent=glabels[parents[g.id]])])
     if diagram.groups and diagram.diagram_type == "timeline":
         # A period's sentence already names it; an introduction would only repeat it.
         sections = [Section(g.label, gnoun, s.text, s.ids) for g, s in zip(diagram.groups, detail)]

@@ -479,6 +479,13 @@ P = {
         "Grouped as {k} (\"{c}\"):",
         "Marked {k}, \"{c}\":",
     ],
+    "group_nested": [
+        "The {gnoun} \"{group}\" sits inside \"{parent}\".",
+        "\"{group}\" is nested in the {gnoun} \"{parent}\".",
+        "It lies within \"{parent}\".",
+        "\"{parent}\" encloses \"{group}\".",
+        "This {gnoun} is part of \"{parent}\".",
+    ],
     "note": [
         "There is a note at {a}: \"{t}\".",
         "Beside {a}, a note reads \"{t}\".",
