@@ -160,7 +160,13 @@ def test_a_nested_subgraph_is_said_to_sit_inside_its_parent():
     d = next(d for d in (rich("flowchart", s) for s in range(40)) if d.meta.get("group_parents"))
     (child, parent), = d.meta["group_parents"].items()
     labels = {g.id: g.label for g in d.groups}
+    from dicrepro.text.describe import describe_parts
+
     for seed in range(5):
-        text = describe(d, random.Random(seed))["partial"]
-        assert labels[child] in text and labels[parent] in text
+        sections = {s.title: s.text for s in describe_parts(d, random.Random(seed)).sections}
+        assert labels[parent] in sections[labels[child]]  # the child's own section names its parent
+        flat = Diagram.from_json(d.to_json())
+        del flat.meta["group_parents"]
+        assert labels[parent] not in {s.title: s.text for s in describe_parts(flat, random.Random(seed)).sections
+                                      }[labels[child]]
         assert check_faithful(d, describe(d, random.Random(seed))["description"]).ok
