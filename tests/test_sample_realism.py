@@ -170,3 +170,18 @@ def test_a_nested_subgraph_is_said_to_sit_inside_its_parent():
         assert labels[parent] not in {s.title: s.text for s in describe_parts(flat, random.Random(seed)).sections
                                       }[labels[child]]
         assert check_faithful(d, describe(d, random.Random(seed))["description"]).ok
+
+
+def test_paper_profile_samples_round_trip(renderer):
+    """The paper profile as synthesized (realism on: long and two-line labels, blocks, notes, nesting,
+    composite states, every type): mermaid.js reads back the graph that was written."""
+    from dicrepro.data.synth import stage1_spec
+    from dicrepro.params import load_params
+
+    spec = stage1_spec(load_params("params/paper.yaml", need_model=False))
+    plans = [plan_sample(spec, i) for i in range(120)]
+    assert any("<br/>" in p["mermaid"] for p in plans) and any("alt " in p["mermaid"] for p in plans)
+    for p, res in zip(plans, parse_mermaid([p["mermaid"] for p in plans], renderer=renderer)):
+        assert res.ok, (res.error, p["mermaid"])
+        if p["diagram_type"] in ("sequence", "flowchart", "state"):
+            assert by_labels(res.diagram) == by_labels(Diagram.from_json(p["graph"])), p["mermaid"]
