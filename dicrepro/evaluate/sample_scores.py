@@ -227,7 +227,8 @@ def bleu4_tables(rows: list[dict], preds: dict[str, dict[str, str]], models: lis
     for a, b in comparison_pairs(models):
         if a in boot and b in boot:
             diff, d = point[a] - point[b], boot[a] - boot[b]
-            p = 1.0 if np.allclose(d, 0) and diff == 0 else float(min(1.0, 2 * np.mean(np.abs(d - diff) >= abs(diff) - 1e-12)))
+            far = np.mean(np.abs(d - diff) >= abs(diff) - 1e-12)  # centred: the null around zero
+            p = 1.0 if np.allclose(d, 0) and diff == 0 else float(min(1.0, 2 * far))
             sig.append({"metric": "bleu4", "model_a": a, "model_b": b, "diff": diff,
                         "low": float(np.quantile(d, 0.025)), "high": float(np.quantile(d, 0.975)), "p": p,
                         "n": len(rows)})
@@ -271,5 +272,6 @@ def write_sample_scores(results: Path, cap_rows: list[dict], cap_preds: dict[str
     return paths
 
 
-__all__ = ["bleu4_stats", "bleu4_of_sums", "bleu4_tables", "caption_samples", "objective_samples", "structure_samples", "group_cis", "headline_cis", "significance",
+__all__ = ["bleu4_stats", "bleu4_of_sums", "bleu4_tables", "caption_samples", "objective_samples",
+           "structure_samples", "group_cis", "headline_cis", "significance",
            "comparison_pairs", "write_sample_scores", "FAITH_METRICS", "HEADLINE"]

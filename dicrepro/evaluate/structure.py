@@ -159,5 +159,6 @@ def aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-__all__ = ["structure_f1", "structure_from_mermaid", "mermaid_block", "score_parsed", "unparsed", "aggregate", "DEFAULT_THRESHOLD",
+__all__ = ["structure_f1", "structure_from_mermaid", "mermaid_block", "score_parsed", "unparsed", "aggregate",
+           "DEFAULT_THRESHOLD",
            "LEVELS"]
