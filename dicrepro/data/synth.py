@@ -112,7 +112,8 @@ def plan_sample(spec: SynthSpec, index: int) -> dict:
         dtype = rng.choice(list(spec.diagram_types))
     language = _weighted(rng, spec.languages)
     wanted_lo, hi = spec.min_elements, spec.max_elements
-    if knobs is not None and dtype in knobs.element_ranges:
+    # per-type sizes of docs for stage 1; the stand-in (expert style) keeps its own denser range
+    if knobs is not None and dtype in knobs.element_ranges and spec.style == "structural":
         wanted_lo, hi = knobs.element_ranges[dtype]
     lo = feasible_min_elements(dtype, spec.domain, wanted_lo)
     diagram: Diagram = sample_diagram(
