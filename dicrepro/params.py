@@ -335,6 +335,10 @@ class EvalParams(_Strict):
     # images shuffled between diagrams; the tables show each score with the image, blind and the gain.
     # [] skips them (and the gain columns).
     blind: list[Literal["blank", "shuffled"]] = ["blank", "shuffled"]
+    # A held-out real test set (`dicrepro harvest DOCS --split test --out FOLDER`): every model captions it
+    # too, scored against each diagram's graph (faithfulness; real_* in confidence.csv) and, where a row has
+    # a reference text, by the caption metrics (caption_scores_real.csv). None: no real test set.
+    real_test: Path | None = None
     judge: JudgeParams = JudgeParams()
 
 

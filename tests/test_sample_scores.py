@@ -127,3 +127,20 @@ def test_bleu4_from_per_caption_counts_equals_the_metric_and_gets_a_ci():
     conf, sig = bleu4_tables(rows, preds, ["base", "stage1"], seed=0)
     s1 = next(c for c in conf if c["model"] == "stage1")
     assert s1["low"] < s1["mean"] < s1["high"] and sig[0]["p"] < 0.01 and sig[0]["diff"] > 0
+
+
+def test_real_test_set_is_scored_against_its_graphs_without_references(tmp_path):
+    rows = caption_rows(6)
+    real = [{**r, "reference": ""} for r in rows if r["graph"]]  # harvested rows of unmapped types have none
+    from dicrepro.diagrams.graph import Diagram
+
+    faithful = {r["id"]: describe(Diagram.from_json(r["graph"]), random.Random(3))["description"] for r in real}
+    babble = {r["id"]: "Some boxes and arrows." for r in real}
+    (tmp_path / "results").mkdir()
+    paths = write_sample_scores(tmp_path / "results", [], {}, [], {}, seed=0, real_rows=real,
+                                real_preds={"base": babble, "stage1": faithful})
+    conf = pd.read_csv(paths["confidence"]).set_index(["model", "metric"])
+    assert conf.loc[("stage1", "real_faithfulness"), "mean"] == 1.0
+    assert conf.loc[("base", "real_faithfulness"), "mean"] == 0.0
+    by_lang = pd.read_csv(paths["faithfulness_scores_real"], keep_default_na=False)
+    assert set(by_lang.group_by) == {"overall", "diagram_type", "language"}

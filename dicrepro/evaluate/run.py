@@ -25,7 +25,7 @@ from dicrepro.evaluate.predict import predict_to_jsonl
 from dicrepro.evaluate.sample_scores import write_sample_scores
 from dicrepro.manifest import folder_identity
 from dicrepro.params import Params
-from dicrepro.paths import RunPaths
+from dicrepro.paths import RunPaths, resolve
 from dicrepro.train.sft import write_card_evaluation
 from dicrepro.train.train_log import dataset_hash
 
@@ -61,6 +61,18 @@ def caption_eval_set(paths: RunPaths):
 def objective_eval_set(paths: RunPaths):
     test = load_from_disk(str(paths.stage3_data))["test"]
     return test.filter(lambda o: o, input_columns="objective")
+
+
+def real_eval_set(params: Params):
+    """The harvested real test set (eval.real_test: a `dicrepro harvest --split test` folder), or None."""
+    if params.eval.real_test is None:
+        return None
+    path = resolve(params.eval.real_test)
+    if not path.exists():
+        raise FileNotFoundError(f"eval.real_test: {path} not found (write it with `dicrepro harvest DOCS --split "
+                                "test --out FOLDER`, or remove eval.real_test)")
+    dd = load_from_disk(str(path))
+    return dd["test"] if "test" in dd else dd
 
 
 def structure_eval_set(paths: RunPaths):
@@ -214,11 +226,13 @@ def evaluate(params: Params) -> dict[str, pd.DataFrame]:
     cap_ds = caption_eval_set(paths)
     obj_ds = objective_eval_set(paths)
     st_ds = structure_eval_set(paths)
+    real_ds = real_eval_set(params)
+    real_data = [dataset_hash(resolve(params.eval.real_test))] if real_ds is not None else []
     cap_meta = [{"id": r["id"], "reference": r["target"], "language": r["language"],
                  "diagram_type": r["diagram_type"], "source": r["source"]}
                 for r in cap_ds.remove_columns("image")]
     obj_items = list(obj_ds.remove_columns("image"))
-    cap_preds, obj_preds, st_preds = {}, {}, {}
+    cap_preds, obj_preds, st_preds, real_preds = {}, {}, {}, {}
     cap_data = [dataset_hash(f) for f in (paths.stage1_data, paths.stage2_data) if f.exists()]
     obj_data = [dataset_hash(paths.stage3_data)]
     # Blind copies of both sets (same rows, images blank or shuffled between diagrams), built once.
@@ -236,6 +250,8 @@ def evaluate(params: Params) -> dict[str, pd.DataFrame]:
         obj_preds[name] = _predict_all(params, paths, name, mdir, obj_ds, "objective", model_id, obj_data)
         if len(st_ds):
             st_preds[name] = _predict_all(params, paths, name, mdir, st_ds, "structure", model_id, obj_data)
+        if real_ds is not None and len(real_ds):
+            real_preds[name] = _predict_all(params, paths, name, mdir, real_ds, "real", model_id, real_data)
         for mode, (bcap, bobj) in blind_sets.items():
             log.info("predicting with %s, blind (%s images)", name, mode)
             blind_cap[mode][name] = _predict_all(params, paths, name, mdir, bcap, "captions", model_id, cap_data,
@@ -252,9 +268,19 @@ def evaluate(params: Params) -> dict[str, pd.DataFrame]:
     _write_blind_and_type_scores(paths, cap_meta, obj_items, cap_preds, obj_preds, blind_cap, blind_obj)
     # Per-sample scores: faithfulness against each caption's graph, bootstrap CIs, paired p-values.
     graphs = cap_ds["graph"] if "graph" in cap_ds.column_names else [""] * len(cap_meta)
+    real_rows = [{"id": r["id"], "reference": r["target"], "language": r["language"],
+                  "diagram_type": r["diagram_type"], "source": r["source"], "graph": r["graph"]}
+                 for r in real_ds.remove_columns("image")] if real_preds else []
     write_sample_scores(paths.results, [{**m, "graph": g} for m, g in zip(cap_meta, graphs)], cap_preds,
                         obj_items, obj_preds, params.seed, list(st_ds.remove_columns("image")), st_preds,
+                        real_rows=real_rows, real_preds=real_preds,
                         workers=params.render.workers, timeout_s=params.render.timeout_s)
+    with_ref = [r for r in real_rows if r["reference"].strip()]
+    if with_ref:  # harvested rows of a mapped type carry the verbalizer's description as reference
+        write_text_atomic(paths.results / "caption_scores_real.csv",
+                          score_captions(with_ref, real_preds).to_csv(index=False, float_format="%.6f"))
+    else:
+        (paths.results / "caption_scores_real.csv").unlink(missing_ok=True)
     if params.eval.judge.enabled:  # optional LLM-as-judge against each caption's Mermaid source
         mermaid = cap_ds["mermaid"] if "mermaid" in cap_ds.column_names else [""] * len(cap_meta)
         judged = judge_table(cap_meta, mermaid, cap_preds, params.eval.judge, paths.results / "judge_cache.jsonl")

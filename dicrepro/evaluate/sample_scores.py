@@ -14,6 +14,8 @@ What the evaluate step adds under ``RUN/results/`` (fractions 0-1, like the othe
   counts (:func:`bleu4_tables`; equal to the caption metrics' BLEU-4 on the full set).
 - ``significance.csv``: per (metric, model_a, model_b): mean difference A - B, its CI and the paired
   approximate-randomization p-value, for each stage against the base and each stage against the one before.
+- with a real test set (``eval.real_test``, from ``dicrepro harvest``): ``real_samples.csv`` and
+  ``faithfulness_scores_real.csv``, the faithfulness parts as ``real_*`` (also in confidence/significance).
 - with the structure task (``stage3.mermaid_task``): ``structure_samples.csv``, one row per (model, item):
   parsed 0/1 and node/edge/triple F1 strict and relaxed of the model's Mermaid against the diagram's
   (:mod:`dicrepro.evaluate.structure`), and ``structure_scores.csv``: per (model, group_by, group) the
@@ -45,8 +47,9 @@ log = logging.getLogger(__name__)
 
 FAITH_METRICS = ("label_recall", "hallucination_rate", "relation_recall", "order_tau", "faithfulness")
 CAPTION_ITEM_METRICS = ("meteor", "rougeL", "cider")
+REAL_METRICS = tuple(f"real_{m}" for m in FAITH_METRICS)
 STRUCT_METRICS = ("parsed", *(f"{lv}_f1_{mode}" for lv in LEVELS for mode in ("strict", "relaxed")))
-HEADLINE = (*CAPTION_ITEM_METRICS, "accuracy", *FAITH_METRICS, *STRUCT_METRICS)
+HEADLINE = (*CAPTION_ITEM_METRICS, "accuracy", *FAITH_METRICS, *STRUCT_METRICS, *REAL_METRICS)
 GROUPS = ("overall", "diagram_type", "language")
 STAGES = ("base", "stage1", "stage2", "stage3")
 
@@ -59,6 +62,22 @@ def _graph(row: dict) -> Diagram | None:
         return Diagram.from_json(g) if isinstance(g, str) else Diagram.from_dict(g)
     except (ValueError, KeyError, TypeError):
         return None
+
+
+def faithfulness_samples(rows: list[dict], preds: dict[str, dict[str, str]], prefix: str = "") -> pd.DataFrame:
+    """Per (model, id): the faithfulness parts only (no reference needed), column names with ``prefix``."""
+    graphs = {r["id"]: _graph(r) for r in rows}
+    out = []
+    for model, by_id in preds.items():
+        for r in rows:
+            d, text = graphs[r["id"]], by_id[r["id"]]
+            rec: dict[str, Any] = {"model": model, "id": r["id"], "diagram_type": r["diagram_type"],
+                                   "language": r["language"]}
+            if d is not None:
+                f = faithfulness(d, text) if text.strip() else dict.fromkeys(FAITH_METRICS, 0.0) | {"order_tau": None}
+                rec.update({prefix + m: f[m] for m in FAITH_METRICS})
+            out.append(rec)
+    return pd.DataFrame(out, columns=["model", "id", "diagram_type", "language", *(prefix + m for m in FAITH_METRICS)])
 
 
 def caption_samples(rows: list[dict], preds: dict[str, dict[str, str]]) -> pd.DataFrame:
@@ -239,6 +258,7 @@ def write_sample_scores(results: Path, cap_rows: list[dict], cap_preds: dict[str
                         obj_items: list[dict], obj_preds: dict[str, dict[str, str]], seed: int,
                         structure_items: list[dict] | None = None,
                         structure_preds: dict[str, dict[str, str]] | None = None,
+                        real_rows: list[dict] | None = None, real_preds: dict[str, dict[str, str]] | None = None,
                         **renderer_kw) -> dict[str, Path]:
     """Compute and write the files listed in the module doc; returns name -> path. ``renderer_kw`` go to
     the browser that parses the structure task's Mermaid (e.g. ``workers``)."""
@@ -250,13 +270,18 @@ def write_sample_scores(results: Path, cap_rows: list[dict], cap_preds: dict[str
         "caption_samples": (cap, None), "objective_samples": (obj, None),
         "faithfulness_scores": (group_cis(cap, FAITH_METRICS, seed), None),
     }
-    for stale in ("structure_samples", "structure_scores"):
+    for stale in ("structure_samples", "structure_scores", "real_samples", "faithfulness_scores_real"):
         (results / f"{stale}.csv").unlink(missing_ok=True)  # no structure scores from an earlier run
     if structure_items and structure_preds:
         st = structure_samples(structure_items, structure_preds, **renderer_kw)
         samples["structure"] = st
         out["structure_samples"] = (st, None)
         out["structure_scores"] = (group_cis(st, STRUCT_METRICS, seed), None)
+    if real_rows and real_preds:  # the harvested real test set: faithfulness against its parsed graphs
+        real = faithfulness_samples(real_rows, real_preds, prefix="real_")
+        samples["real"] = real
+        out["real_samples"] = (real, None)
+        out["faithfulness_scores_real"] = (group_cis(real, REAL_METRICS, seed), None)
     bconf, bsig = bleu4_tables(cap_rows, cap_preds, models, seed)
     conf = headline_cis(samples, seed)
     sig = significance(samples, models, seed)
@@ -272,6 +297,6 @@ def write_sample_scores(results: Path, cap_rows: list[dict], cap_preds: dict[str
     return paths
 
 
-__all__ = ["bleu4_stats", "bleu4_of_sums", "bleu4_tables", "caption_samples", "objective_samples",
+__all__ = ["bleu4_stats", "bleu4_of_sums", "bleu4_tables", "caption_samples", "faithfulness_samples", "objective_samples",
            "structure_samples", "group_cis", "headline_cis", "significance",
            "comparison_pairs", "write_sample_scores", "FAITH_METRICS", "HEADLINE"]

@@ -30,8 +30,8 @@ LABELS = {"bleu4": "BLEU-4", "meteor": "METEOR", "rougeL": "ROUGE-L", "cider": "
           "order_tau": "Order τ", "faithfulness": "Faithfulness", "parsed": "Parse rate",
           "node_f1_strict": "Node F1", "node_f1_relaxed": "Node F1 (relaxed)", "edge_f1_strict": "Edge F1",
           "edge_f1_relaxed": "Edge F1 (relaxed)", "triple_f1_strict": "Triple F1",
-          "triple_f1_relaxed": "Triple F1 (relaxed)"}
-HEADLINE = ("bleu4", "meteor", "rougeL", "cider", "accuracy", "faithfulness")
+          "triple_f1_relaxed": "Triple F1 (relaxed)", "real_faithfulness": "Faithfulness (real docs)"}
+HEADLINE = ("bleu4", "meteor", "rougeL", "cider", "accuracy", "faithfulness", "real_faithfulness")
 FAITH = ("label_recall", "hallucination_rate", "relation_recall", "order_tau", "faithfulness")
 STRUCT = ("parsed", "node_f1_strict", "node_f1_relaxed", "edge_f1_strict", "edge_f1_relaxed", "triple_f1_strict",
           "triple_f1_relaxed")
