@@ -22,7 +22,7 @@ from pathlib import Path
 
 from dicrepro.manifest import folder_identity, sha256_file
 from dicrepro.params import Params, dump_params
-from dicrepro.paths import RunPaths
+from dicrepro.paths import RunPaths, resolve
 
 # The stage-1 fields every synthesized image set shares (pre-training, stand-in and VQA images follow
 # stage 1's types, languages and sizes); stage 1's own counts are not among them.
@@ -103,8 +103,12 @@ def _files_read(step: Step, params: Params, paths: RunPaths) -> dict:
     if step.name in ("base", "sft1") and params.model.kind == "local" and params.model.path:
         return {"base_model": folder_identity(Path(params.model.path)) if Path(params.model.path).is_dir() else None}
     if step.name == "evaluate":
-        return {b.name: folder_identity(Path(b.path)) if Path(b.path).is_dir() else None
-                for b in params.eval.baselines}
+        out = {b.name: folder_identity(Path(b.path)) if Path(b.path).is_dir() else None
+               for b in params.eval.baselines}
+        if params.eval.real_test is not None:  # a re-harvested real test set makes the scores stale
+            real = resolve(params.eval.real_test)
+            out["real_test"] = folder_identity(real) if real.is_dir() else None
+        return out
     return {}
 
 
