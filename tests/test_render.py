@@ -159,10 +159,10 @@ def test_same_input_gives_identical_bytes_on_any_page(renderer):
 
 @pytest.mark.slow
 def test_a_diagram_renders_the_same_whatever_was_drawn_before():
-    """Big bold titles (timeline diagrams) used to come out with slightly different pixels depending on
-    what the page had drawn before (subpixel glyph positioning): the tiny profile's 200 pre-training
-    diagrams, rendered in three orders, gave 2 to 6 of them with different bytes. Now every diagram gives
-    the same PNG in every order."""
+    """Big bold titles (timeline diagrams, frontmatter titles) used to come out with slightly different
+    pixels depending on what the page had drawn before: first from subpixel glyph positioning (2 to 6 of
+    200 pre-training diagrams), then, with that off, from hinted SVG text (4 of 300, the same SVG markup
+    each time). Now every diagram gives the same PNG in every order."""
     import random
     from pathlib import Path
 

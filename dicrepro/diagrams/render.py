@@ -54,6 +54,10 @@ PAGE_HTML = """<!doctype html><html><head><meta charset="utf-8">
 html, body { margin: 0; padding: 0; background: #ffffff; font-family: FONTS; }
 #out { position: absolute; left: 0; top: 0; display: inline-block; padding: 12px; background: #ffffff; }
 #out svg { display: block; }
+/* SVG <text> (timeline and frontmatter titles) drawn with hinting came out with different pixels
+   depending on what the page had rasterized before (4 of the tiny profile's 300 pre-training diagrams
+   across three orders, same SVG markup): unhinted outlines are the same whatever came before. */
+#out text { text-rendering: geometricPrecision; }
 </style>
 <script src="/mermaid.min.js"></script>
 <script>
