@@ -32,6 +32,8 @@ def test_first_mention_wins_and_synonyms_are_read():
     # a quoted title is a label, not the caption's claim
     assert caption_type('"NR RRC state machine" is a mind map of RRC states') == "mindmap"
     assert caption_type("“流程图规范”是一张类图") == "class"
+    # stray quotes around the caption's own words: the type is still read
+    assert caption_type('" is a block diagram named "Network procedures" about SDN') == "block"
     # names inside other words are not type names
     assert caption_type("The ordered classes of service") is None
     assert caption_type("") is None and caption_type(None) is None

@@ -77,8 +77,11 @@ KNOWN_TYPES = tuple(TYPES_EN)
 def caption_type(text: str) -> str | None:
     """The diagram type named first in ``text`` (a key of ``phrasings_en.TYPES``), or None if none is."""
     # Quoted text is a label (a title such as "NR RRC state machine"), not what the caption says the
-    # diagram is; an unclosed quote (a caption cut off) keeps its text.
-    m = _PATTERN.search(_QUOTED.sub(" ", (text or "").lower()))
+    # diagram is; an unclosed quote (a caption cut off) keeps its text. A model's stray quotes can pair up
+    # around the caption's own words (' " is a block diagram named "X" ...'), so when nothing is left
+    # outside quotes the whole text is read.
+    low = (text or "").lower()
+    m = _PATTERN.search(_QUOTED.sub(" ", low)) or _PATTERN.search(low)
     return _TYPE_OF[m.group(0)] if m else None
 
 
