@@ -22,7 +22,7 @@ from dicrepro.evaluate.judge import judge_table
 from dicrepro.evaluate.metrics import caption_scores, objective_scores
 from dicrepro.evaluate.ocr import ocr_to_jsonl
 from dicrepro.evaluate.predict import predict_to_jsonl
-from dicrepro.evaluate.sample_scores import write_sample_scores
+from dicrepro.evaluate.sample_scores import FAITH_METRICS, caption_samples, group_cis, write_sample_scores
 from dicrepro.manifest import folder_identity
 from dicrepro.params import Params
 from dicrepro.paths import RunPaths, resolve
@@ -160,6 +160,20 @@ def _write_blind_and_type_scores(paths: RunPaths, cap_meta, obj_items, cap_preds
             (res / f"{name}.csv").unlink(missing_ok=True)  # no stale blind scores from an earlier run
 
 
+def _write_blind_faithfulness(paths: RunPaths, cap_rows: list[dict], blind_cap, seed: int) -> None:
+    """``faithfulness_scores_blind.csv``: the blind captions' faithfulness to the graph of the diagram
+    they were asked about (rows as in faithfulness_scores.csv, plus ``condition``)."""
+    out = paths.results / "faithfulness_scores_blind.csv"
+    parts = [group_cis(caption_samples(cap_rows, preds), FAITH_METRICS, seed).assign(condition=f"blind-{mode}")
+             for mode, preds in blind_cap.items() if preds]
+    if not parts:
+        out.unlink(missing_ok=True)
+        return
+    df = pd.concat(parts)
+    write_text_atomic(out, df[["model", "condition", *[c for c in df.columns if c not in ("model", "condition")]]]
+                      .to_csv(index=False, float_format="%.6f"))
+
+
 def _predict_all(params: Params, paths: RunPaths, name: str, model_dir: Path, ds, kind: str,
                  model_id: str, data: list[str], blind: str | None = None) -> dict[str, str]:
     """Predictions of model ``name`` on ``ds``, reused while the model (``model_id``, its
@@ -275,6 +289,7 @@ def evaluate(params: Params) -> dict[str, pd.DataFrame]:
                         obj_items, obj_preds, params.seed, list(st_ds.remove_columns("image")), st_preds,
                         real_rows=real_rows, real_preds=real_preds,
                         workers=params.render.workers, timeout_s=params.render.timeout_s)
+    _write_blind_faithfulness(paths, [{**m, "graph": g} for m, g in zip(cap_meta, graphs)], blind_cap, params.seed)
     with_ref = [r for r in real_rows if r["reference"].strip()]
     if with_ref:  # harvested rows of a mapped type carry the verbalizer's description as reference
         write_text_atomic(paths.results / "caption_scores_real.csv",

@@ -95,7 +95,7 @@ def read_type_scores(run_dir: str | Path) -> pd.DataFrame | None:
 
 BLIND_SCORES = (("bleu4", "BLEU-4"), ("meteor", "METEOR"), ("rougeL", "ROUGE-L"), ("cider", "CIDEr-D/10"),
                 ("type_captions", "Type accuracy (captions)"), ("accuracy", "Objective accuracy"),
-                ("type_objective", "Type accuracy (VQA)"))
+                ("type_objective", "Type accuracy (VQA)"), ("faithfulness", "Faithfulness (graph)"))
 BLIND_NOTE = ("blind-blank: every image replaced by a white one of the same size; blind-shuffled: each item "
               "shown another diagram's image; gain = with image minus the better blind score.")
 
@@ -121,6 +121,13 @@ def blind_table(run_dir: str | Path) -> pd.DataFrame:
         df = df[df.group_by == "overall"]
         for k in keys:
             long.append(df[["model", "condition"]].assign(score=k, value=df[k].astype(float)))
+    faith = read_scores(run_dir, "faithfulness_scores", required=False)
+    faith_b = read_scores(run_dir, "faithfulness_scores_blind", required=False)
+    if faith is not None and faith_b is not None and "faithfulness" in faith.columns:
+        f = pd.concat([faith.assign(condition="image"), faith_b])
+        f = f[f.group_by == "overall"]
+        long.append(f[["model", "condition"]].assign(score="faithfulness",
+                                                     value=pd.to_numeric(f["faithfulness"], errors="coerce")))
     if types is not None:
         t = types[types.group_by == "overall"]
         long.append(t[["model", "condition"]].assign(score="type_" + t["set"], value=t["accuracy"].astype(float)))
