@@ -57,8 +57,8 @@ def test_config_is_consistent_for_the_vision_tower(tmp_path):
     head_dim = cfg.text_config.hidden_size // cfg.text_config.num_attention_heads
     assert sum(cfg.text_config.rope_parameters["mrope_section"]) == head_dim // 2
     assert cfg.image_token_id == tok.convert_tokens_to_ids("<|image_pad|>")
-    p.model.tiny.num_key_value_heads = 3
-    with pytest.raises(ValueError, match="num_key_value_heads"):
+    with pytest.raises(ValueError, match="num_key_value_heads"):  # refused on assignment (params) already
+        p.model.tiny.num_key_value_heads = 3
         tiny_config(p, tok)
 
 
