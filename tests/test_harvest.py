@@ -46,7 +46,7 @@ def docs_tree(root: Path, evil_url: str) -> Path:
     # the same diagram again, indented inside a list item: a duplicate, dropped
     indented = "".join("   " + ln + "\n" for ln in SEQ.splitlines())
     (repo / "docs" / "copy.mdx").write_text(f"import X from 'y'\n\n1. step\n   ```mermaid\n{indented}   ```\n")
-    (repo / "docs" / "flow.rst").write_text(f"Flow\n====\n\n.. mermaid::\n   :caption: flow\n\n"
+    (repo / "docs" / "flow.rst").write_text("Flow\n====\n\n.. mermaid::\n   :caption: flow\n\n"
                                             + "".join("   " + ln + "\n" for ln in FLOW.splitlines()) + "\nEnd.\n")
     (repo / "docs" / "state.adoc").write_text("= State\n\n[mermaid]\n----\nstateDiagram-v2\n  [*] --> Idle\n"
                                               "  Idle --> Busy: job\n----\n")

@@ -16,7 +16,6 @@ Tolerance, as REALISM.md asks: a count within ±20% of its target, a share withi
 
 from __future__ import annotations
 
-import json
 import os
 import logging
 import re
