@@ -49,6 +49,7 @@ lab: setup  ## JupyterLab on notebooks/ with the project kernel (prints the URL 
 bench: setup  ## benchmarks (ratios against anchors measured in the same run)
 	$(VPY) bench/render_throughput.py
 	$(VPY) bench/metrics_speed.py
+	$(VPY) bench/caption_speed.py
 	$(VPY) bench/sft_backends.py  # needs runs/tiny (make reproduce); on a GPU it also runs 4-bit and unsloth
 
 clean-run:  ## delete runs/ (datasets, models, predictions of earlier runs)
