@@ -201,7 +201,7 @@ NOTEBOOKS = {
                     "ROUGE-L, CIDEr and objective accuracy, by diagram type and dimension. Predictions are "
                     "reused only while their model, data and generation settings are unchanged.",
                     ["Settings", "One image, every model", "Score every model", "Caption scores",
-                     "Objective accuracy", "Next"])),
+                     "Objective accuracy", "Faithfulness and confidence intervals", "Next"])),
         ("params", PARAMS),
         ("code", SETUP),
         ("md", "## 1. One image, every model\n\nThe image followed since 00, captioned by each model scored below."),
@@ -213,6 +213,17 @@ NOTEBOOKS = {
         ("code", 'results["captions"]'),
         ("md", "## 4. Objective accuracy"),
         ("code", 'results["objective"]'),
+        ("md", "## 5. Faithfulness and confidence intervals\n\nEach caption is also scored against its diagram's "
+               "graph, not a reference text: label recall, hallucinated names, relation recall, order of steps, "
+               "and one faithfulness score (`dicrepro.evaluate.faithfulness`). Every per-sample number gets a "
+               "bootstrap 95% CI (`results/confidence.csv`; BLEU-4 resampled as a corpus score) and each stage a "
+               "paired p-value against the base and the stage before (`results/significance.csv`). With "
+               "`stage3.mermaid_task: true` the Mermaid each model writes for a test diagram is scored by parse "
+               "rate and node/edge/triple F1 too. The tiny stand-in model scores near zero on all of them; that "
+               "is expected."),
+        ("code", "from dicrepro.report.ci_tables import confidence_summary, significance_summary\n"
+                 "confidence_summary(paths.root)  # mean and half the 95% CI, in %"),
+        ("code", "significance_summary(paths.root)"),
         nxt("[06_figures.ipynb](06_figures.ipynb) turns the recorded results into the paper's tables and figures."),
     ],
     "06_figures.ipynb": [

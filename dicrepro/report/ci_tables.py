@@ -118,3 +118,19 @@ def write_ci_tables(run_dir: str | Path, labels: list[str]) -> list[Path]:
 
 
 __all__ = ["write_ci_tables"]
+
+
+def confidence_summary(run_dir: str | Path) -> pd.DataFrame:
+    """Every model's per-sample metrics as mean and half the bootstrap 95% CI, in % (CIDEr-D as
+    CIDEr-D/10, like every table of the run), one row per model: what notebook 05 shows."""
+    conf = pd.read_csv(Path(run_dir) / "results" / "confidence.csv")
+    shown = conf.assign(mean=conf["mean"] * 100, ci=(conf["high"] - conf["low"]) * 50)
+    return shown.pivot_table(index="model", columns="metric", values=["mean", "ci"], sort=False).round(1)
+
+
+def significance_summary(run_dir: str | Path,
+                         metrics: tuple[str, ...] = ("bleu4", "faithfulness", "accuracy", "triple_f1_relaxed")
+                         ) -> pd.DataFrame:
+    """The paired p-values of each stage against the base and the stage before, for ``metrics``."""
+    sig = pd.read_csv(Path(run_dir) / "results" / "significance.csv")
+    return sig[sig["metric"].isin(metrics)].round(4).reset_index(drop=True)
