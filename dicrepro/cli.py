@@ -34,26 +34,21 @@ def _params_file(arg: str) -> str:
     return str(p.resolve()) if p.exists() else arg
 
 
-def _positive_int(text: str) -> int:
-    """argparse type: a whole number >= 1 (``--n 0`` asks for nothing and is a typo)."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
-    return v
+def _whole_number(minimum: int):
+    """argparse type: a whole number >= ``minimum`` (``--n 0`` asks for nothing and is a typo)."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if v < minimum:
+            need = f"at least {minimum}" if minimum else "0 or more"
+            raise argparse.ArgumentTypeError(f"must be {need}, got {v}")
+        return v
+    return parse
 
 
-def _count(text: str) -> int:
-    """argparse type: a whole number >= 0."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {v}")
-    return v
+_positive_int, _count = _whole_number(1), _whole_number(0)
 
 
 def _seconds(text: str) -> float:
@@ -493,9 +488,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", default=None,
                    help="params YAML whose model.min_pixels/max_pixels size the images (default: the "
                         "model's own processor settings)")
-    p.add_argument("--batch-size", type=int, default=8, help="figures per generation batch (default 8)")
-    p.add_argument("--max-new-tokens", type=int, default=512, help="caption length limit (default 512)")
-    p.add_argument("--limit", type=int, default=None, help="caption at most this many new figures")
+    p.add_argument("--batch-size", type=_positive_int, default=8, help="figures per generation batch (default 8)")
+    p.add_argument("--max-new-tokens", type=_positive_int, default=512, help="caption length limit (default 512)")
+    p.add_argument("--limit", type=_count, default=None, help="caption at most this many new figures")
     p.add_argument("--language", choices=["en", "zh"], default="en", help="caption language (default en)")
     p.add_argument("--prompt", default=None, help="instruction (default: the captioning prompt of training)")
     p.add_argument("--backend", choices=["transformers", "vllm"], default="transformers",
