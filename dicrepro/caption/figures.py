@@ -113,9 +113,7 @@ def image_png(data: bytes) -> bytes:
     """Any raster image's bytes as PNG (RGB), refusing pixel bombs before decoding and truncated files."""
     try:
         with Image.open(io.BytesIO(data)) as img:
-            w, h = img.size
-            if w * h > MAX_PIXELS:
-                raise FigureError(f"image of {w}x{h} pixels is over the {MAX_PIXELS // 1_000_000} MP limit")
+            _check_pixels(*img.size)
             img.load()  # decodes now: a truncated file fails here, not in the model
             rgb = img.convert("RGB")
     except Image.DecompressionBombError:  # PIL's own guard, from the header, beyond twice its limit
@@ -124,9 +122,12 @@ def image_png(data: bytes) -> bytes:
         if isinstance(e, FigureError):
             raise
         raise FigureError(f"not a readable image ({type(e).__name__}: {e})") from None
-    out = io.BytesIO()
-    rgb.save(out, format="PNG")
-    return out.getvalue()
+    return _png(rgb)
+
+
+def _check_pixels(w: int, h: int) -> None:
+    if w * h > MAX_PIXELS:
+        raise FigureError(f"image of {w}x{h} pixels is over the {MAX_PIXELS // 1_000_000} MP limit")
 
 
 def svg_to_png(svgs: list[bytes], width: int = 1200) -> list[bytes | str]:
@@ -208,7 +209,8 @@ def pdf_figures(path: Path, data: bytes, source: str) -> Iterator[Figure]:
                     continue
                 bbox = (round(left, 2), round(height - top, 2), round(right, 2), round(height - bottom, 2))
                 images.append((left, bottom, right, top))
-                yield Figure(f"{source}#p{pno + 1}-img{k + 1}", source, "pdf-image", image_png(_png(pil)),
+                _check_pixels(*pil.size)  # already decoded by pdfium: encode once, not decode-and-encode again
+                yield Figure(f"{source}#p{pno + 1}-img{k + 1}", source, "pdf-image", _png(pil),
                              page=pno + 1, bbox=bbox)
             yield from _vector_figures(page, pno, width, height, images, source)
     finally:
