@@ -3,6 +3,7 @@ flowchart nested subgraphs and classDef; two-line labels. Written as Mermaid, pa
 the same graph; described (conditions, loops, notes) and gated; off by default (plain samples unchanged)."""
 
 import random
+import re
 
 import pytest
 
@@ -97,6 +98,56 @@ def test_descriptions_say_conditions_loops_and_notes_and_pass_the_gate():
     text = describe(zh, random.Random(0))["description"]
     assert all(br["condition"] in text for b in zh.meta.get("blocks", []) for br in b["branches"])
     assert check_faithful(zh, text).ok
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_descriptions_say_who_is_active_over_which_messages_and_pass_the_gate(language):
+    d = sample_diagram(random.Random(4), "sequence", language=language, min_elements=5, max_elements=16)
+    msgs = d.ordered_edges()
+    assert len(msgs) >= 4
+    p, q = msgs[1].dst, msgs[3].src
+    d.meta["activations"] = [[p, 1, 2], [q, 3, 3]]
+    lab = {n.id: n.label for n in d.nodes}
+    quote = "“{}”" if language == "zh" else '"{}"'
+    seen = set()
+    for seed in range(12):
+        text = describe(d, random.Random(seed))["description"]
+        assert check_faithful(d, text).ok, check_faithful(d, text).reasons
+        # one sentence per activation, after the message that ends it: the participant, both message
+        # numbers and both messages' labels; a one-message activation names that message
+        end = text.index(quote.format(msgs[2].label), text.index("3. "))
+        sentence = next(s for s in re.split(r"(?<=[.。])\s*(?=\S)", text[end:]) if lab[p] in s and "3" in s)
+        assert "2" in sentence and quote.format(msgs[1].label) in sentence and quote.format(msgs[2].label) in sentence
+        after4 = text[text.index("4. "):]
+        assert any(lab[q] in s and "4" in s and quote.format(msgs[3].label) in s
+                   for s in re.split(r"(?<=[.。])\s*(?=\S)", after4)[1:3])
+        seen.add(sentence)
+    assert len(seen) >= 3  # several phrasings
+    # a diagram without activations says none of it
+    d.meta.pop("activations")
+    plain = describe(d, random.Random(0))["description"]
+    assert not any(w in plain for w in ("activ", "激活"))
+
+
+def test_vqa_asks_who_is_active_with_keys_from_the_graph():
+    from dicrepro.data.vqa_kinds import Cand, objective_candidates
+
+    d = sample_diagram(random.Random(4), "sequence", min_elements=5, max_elements=16)
+    msgs = d.ordered_edges()
+    assert len({m.label for m in msgs}) == len(msgs) >= 5 and len(d.nodes) >= 4
+    d.meta["activations"] = [[msgs[1].dst, 1, 3]]
+    cands = []
+    for x in objective_candidates(d, random.Random(0)):
+        cands += [x] if isinstance(x, Cand) else [y for y in x if y]
+    [mc] = [x for x in cands if x.qtype == "mc.active"]
+    asked = next(k for k, m in enumerate(msgs) if f'"{m.label}"' in mc.question)
+    assert 2 <= asked <= 3 and mc.options[mc.correct] == d.label_of(msgs[1].dst)
+    tf = {x.key: x.question for x in cands if x.qtype == "tf.active"}
+    assert set(tf) == {"true", "false"}
+    false_msg = next(k for k, m in enumerate(msgs) if f'"{m.label}"' in tf["false"])
+    assert not 1 <= false_msg <= 3
+    d.meta.pop("activations")
+    assert not any(getattr(x, "qtype", "").endswith(".active") for x in objective_candidates(d, random.Random(0)))
 
 
 def test_off_by_default_and_on_in_its_own_stream():

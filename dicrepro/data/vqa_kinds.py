@@ -492,8 +492,42 @@ def blocks_notes(c: Ctx) -> list:
     return out
 
 
+def activations(c: Ctx) -> list:
+    """Sequence activations (``meta["activations"]``: ``[participant, from, to]``, active over messages
+    from..to as drawn): who is active while a message is exchanged (asked only where exactly one
+    participant is), and true/false on a participant being active at a message inside or outside its bars."""
+    d = c.d
+    msgs, ids = d.ordered_edges(), {n.id for n in d.nodes}
+    spans = [(a[0], max(int(a[1]), 0), int(a[2])) for a in d.meta.get("activations") or []
+             if a[0] in ids and max(int(a[1]), 0) <= int(a[2]) < len(msgs)]
+    if d.diagram_type != "sequence" or not spans:
+        return []
+    uniq = _unique([m.label for m in msgs])
+
+    def active_at(k: int) -> set[str]:
+        return {who for who, lo, hi in spans if lo <= k <= hi}
+
+    parts = [c.lab(n.id) for n in d.nodes]
+    out: list = []
+    fmt = ("{p} is active while {m} is exchanged.", "交换{m}时，{p}处于激活状态。")
+    for who, lo, hi in spans:
+        # after the activating request where the bar holds more: that is where the bar is plainly drawn
+        inside = [k for k in range(lo + 1 if hi > lo else lo, hi + 1) if msgs[k].label in uniq and active_at(k) == {who}]
+        outside = [k for k in range(len(msgs)) if msgs[k].label in uniq and who not in active_at(k)]
+        if not inside:
+            continue
+        k = c.rng.choice(inside)
+        out += c.mc("mc", "mc.active", "detail", c.t("Which participant is active while {m} is exchanged?",
+                                                     "交换{m}时，哪个参与方处于激活状态？", m=msgs[k].label),
+                    c.lab(who), [p for p in parts if p != c.lab(who)])
+        far = c.rng.choice(outside) if outside else None
+        out += _tf(c, "tf", "tf.active", "detail", c.t(*fmt, p=c.lab(who), m=msgs[k].label),
+                   c.t(*fmt, p=c.lab(who), m=msgs[far].label) if far is not None else None)
+    return out
+
+
 FAMILIES = {
-    "sequence": [sequence, blocks_notes], "flowchart": [flow], "block": [flow], "architecture": [flow], "state": [state],
+    "sequence": [sequence, blocks_notes, activations], "flowchart": [flow], "block": [flow], "architecture": [flow], "state": [state],
     "class": [lambda c: members(c, "classes")], "er": [lambda c: members(c, "entities")], "gantt": [gantt],
     "pie": [valued], "xychart": [valued], "mindmap": [mindmap], "timeline": [timeline], "quadrant": [quadrant],
     "requirement": [requirement], "packet": [packet],

@@ -5,7 +5,8 @@
 - ``global``: what the diagram is, its purpose and its elements (participants, states, tasks...);
 - ``partial``: each phase / subgraph / section / period (or, for types without groups, each natural unit
   such as a decision, a class or a quadrant), in order;
-- ``detail``: every node, edge, message and transition in the diagram's logical order, labels verbatim;
+- ``detail``: every node, edge, message and transition in the diagram's logical order, labels verbatim
+  (sequences: also block conditions, notes and which participant is active over which messages);
 - ``description``: the three woven into one text (group introductions appear where a group starts).
 
 Each construct is phrased by one of at least five templates (``phrasings_en`` / ``phrasings_zh``), chosen

@@ -91,6 +91,7 @@ def _sequence(d: Diagram, say: Say) -> Built:
     index = {id(e): k for k, e in enumerate(d.edges)}
     detail, owners = [], []
     before = _block_sentences(d, say)
+    after = _activation_sentences(d, say)
     for i, e in enumerate(d.ordered_edges(), start=1):
         for text, ids in before.get(i - 1, []):  # blocks opening and notes placed before this message
             detail.append(Sentence(text, ids, msg_group.get(index[id(e)])))
@@ -106,6 +107,9 @@ def _sequence(d: Diagram, say: Say) -> Built:
             key = "x_request" if say.expert else "msg"
         detail.append(Sentence(say(key, a=a, b=b, m=e.label, i=i), {e.src, e.dst}, msg_group.get(index[id(e)])))
         owners.append({e.src})
+        for text, ids in after.get(i - 1, []):  # activations that end with this message
+            detail.append(Sentence(text, ids, msg_group.get(index[id(e)])))
+            owners.append({e.src})
     for text, ids in before.get(len(d.edges), []):
         detail.append(Sentence(text, ids))
         owners.append(ids)
@@ -147,6 +151,25 @@ def _block_sentences(d: Diagram, say: Say) -> dict[int, list[tuple[str, set[str]
         after = min(int(nt.get("after", 0)), len(edges))
         out.setdefault(after, []).append((say("note", a=say.join(names), t=nt.get("text", "")),
                                           set(nt.get("over", []))))
+    return out
+
+
+def _activation_sentences(d: Diagram, say: Say) -> dict[int, list[tuple[str, set[str]]]]:
+    """Sentences to say right after message k (0-based): which participant was active over which messages.
+
+    ``meta["activations"]`` holds ``[participant, from, to]``: activated with message ``from`` (``-1``:
+    before the first message), deactivated after message ``to``. Said once the span is over, so the text
+    names only messages it has already described and the first mention of every message keeps its place.
+    """
+    out: dict[int, list[tuple[str, set[str]]]] = {}
+    edges = d.ordered_edges()
+    ids = {n.id for n in d.nodes}
+    for act in d.meta.get("activations", []):
+        who, lo, hi = act[0], max(int(act[1]), 0), int(act[2])
+        if who not in ids or not lo <= hi < len(edges):
+            continue
+        kw = {"p": _lab(d, who), "i": lo + 1, "j": hi + 1, "m1": edges[lo].label, "m2": edges[hi].label}
+        out.setdefault(hi, []).append((say("act" if hi > lo else "act_one", **kw), {who}))
     return out
 
 

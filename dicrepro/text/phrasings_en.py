@@ -493,6 +493,21 @@ P = {
         "The diagram annotates {a} with \"{t}\".",
         "Note on {a}: \"{t}\".",
     ],
+    # ---- detail: sequence activations (meta["activations"]), said after the message that ends them ----
+    "act": [
+        "{p} is active from message {i} (\"{m1}\") to message {j} (\"{m2}\").",
+        "Messages {i} to {j}, from \"{m1}\" to \"{m2}\", take place while {p} is active.",
+        "{p} stays activated from \"{m1}\" (message {i}) until \"{m2}\" (message {j}).",
+        "An activation bar on {p} spans messages {i} to {j}, \"{m1}\" through \"{m2}\".",
+        "Between message {i} (\"{m1}\") and message {j} (\"{m2}\"), {p} is active.",
+    ],
+    "act_one": [
+        "{p} is active only during message {i}, \"{m1}\".",
+        "An activation bar on {p} covers just message {i} (\"{m1}\").",
+        "{p} is activated for message {i}, \"{m1}\", alone.",
+        "Only while \"{m1}\" (message {i}) takes place is {p} active.",
+        "{p} is briefly active, during \"{m1}\" (message {i}).",
+    ],
 }
 
 WORDS = {
