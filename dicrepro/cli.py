@@ -463,7 +463,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("metrics", help="caption metrics for predictions vs references (JSON)",
                        description="Files of JSON lines {\"id\": ..., \"text\": ...} matched by id. Prints "
-                                   "bleu1..bleu4, meteor, rougeL, cider as fractions in 0..1.")
+                                   "bleu1..bleu4, meteor, rougeL as fractions in 0..1 and cider, "
+                                   "CIDEr-D on pycocoevalcap's scale (0..10).")
     p.add_argument("--pred", required=True, help="predictions JSONL")
     p.add_argument("--ref", required=True, help="references JSONL")
     p.set_defaults(func=_cmd_metrics)

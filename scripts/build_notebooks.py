@@ -198,7 +198,8 @@ NOTEBOOKS = {
         ("md", head("5. Evaluation",
                     "The paper's comparison: greedy predictions on the held-out caption splits and on the "
                     "objective questions, for the base model and every stage; corpus BLEU-1..4, METEOR, "
-                    "ROUGE-L, CIDEr and objective accuracy, by diagram type and dimension. Predictions are "
+                    "ROUGE-L, CIDEr-D and objective accuracy, by diagram type and dimension. Scores are shown "
+                    "in percent, except CIDEr-D, which stays on pycocoevalcap's scale (0-10). Predictions are "
                     "reused only while their model, data and generation settings are unchanged.",
                     ["Settings", "One image, every model", "Score every model", "Caption scores",
                      "Objective accuracy", "Faithfulness and confidence intervals", "Next"])),
@@ -210,9 +211,10 @@ NOTEBOOKS = {
         ("md", "## 2. Score every model"),
         ("code", "results = workflow.evaluate(params)"),
         ("md", "## 3. Caption scores"),
-        ("code", 'results["captions"]'),
+        ("code", "from dicrepro.report.tables import shown_table\n"
+                 'shown_table(results["captions"])  # in %, CIDEr-D on its own scale'),
         ("md", "## 4. Objective accuracy"),
-        ("code", 'results["objective"]'),
+        ("code", 'shown_table(results["objective"])'),
         ("md", "## 5. Faithfulness and confidence intervals\n\nEach caption is also scored against its diagram's "
                "graph, not a reference text: label recall, hallucinated names, relation recall, order of steps, "
                "and one faithfulness score (`dicrepro.evaluate.faithfulness`). Every per-sample number gets a "
@@ -222,7 +224,7 @@ NOTEBOOKS = {
                "rate and node/edge/triple F1 too. The tiny stand-in model scores near zero on all of them; that "
                "is expected."),
         ("code", "from dicrepro.report.ci_tables import confidence_summary, significance_summary\n"
-                 "confidence_summary(paths.root)  # mean and half the 95% CI, in %"),
+                 "confidence_summary(paths.root)  # mean and half the 95% CI, in % (CIDEr-D on its own scale)"),
         ("code", "significance_summary(paths.root)"),
         nxt("[06_figures.ipynb](06_figures.ipynb) turns the recorded results into the paper's tables and figures."),
     ],

@@ -93,3 +93,40 @@ def test_tables_hold_the_numbers_and_the_standin_labels(run):
 def test_missing_results_name_the_step(tmp_path):
     with pytest.raises(FileNotFoundError, match="evaluate step"):
         make_figures(tmp_path, tmp_path / "figures")
+
+
+def table_cells(md: str) -> tuple[list[str], dict[str, list[str]]]:
+    """Header and rows (by their first cell) of the pipe table in a results Markdown file."""
+    rows = [[c.strip() for c in ln.strip().strip("|").split("|")] for ln in md.splitlines() if ln.startswith("|")]
+    return rows[0], {r[0]: r for r in rows[2:]}
+
+
+def test_cider_d_is_named_once_and_shown_on_pycocoevalcap_scale(run):
+    """Every score in percent, except CIDEr-D: named exactly so, on its own 0-10 scale, in the CSV, the
+    Markdown, the LaTeX and the results page alike."""
+    from dicrepro.report.page import build_report
+
+    write_tables(run)
+    res = run / "results"
+    cider = pd.read_csv(res / "main_table.csv").set_index("model").loc["stage3", "cider"]
+    bleu4 = pd.read_csv(res / "main_table.csv").set_index("model").loc["stage3", "bleu4"]
+    md = (res / "main_table.md").read_text()
+    head, rows = table_cells(md)
+    assert rows["stage3"][head.index("CIDEr-D")] == f"{cider:.3f}"  # as pycocoevalcap gives it
+    assert rows["stage3"][head.index("BLEU-4")] == f"{100 * bleu4:.1f}"
+    tex = (res / "main_table.tex").read_text()
+    for text in (md, tex):
+        assert "CIDEr-D/10" not in text and "divided by 10" not in text
+        assert "pycocoevalcap's scale (0-10)" in text
+    page = build_report(run)[1].read_text()
+    assert f"<td>{cider:.3f}</td>" in page and f"<td>{100 * bleu4:.1f}</td>" in page
+
+
+def test_blind_table_rows_keep_cider_d_on_its_scale():
+    from dicrepro.report.tables import shown_table
+
+    blind = pd.DataFrame({"model": ["base", "base"], "score": ["BLEU-4", "CIDEr-D"], "image": [0.016, 0.85],
+                          "blind-blank": [0.002, float("nan")], "gain": [0.014, 0.5]})
+    shown = shown_table(blind).set_index("score")
+    assert list(shown.loc["BLEU-4", ["With image", "blind-blank", "Gain"]]) == ["1.6", "0.2", "1.4"]
+    assert list(shown.loc["CIDEr-D", ["With image", "blind-blank", "Gain"]]) == ["0.850", "-", "0.500"]

@@ -73,25 +73,37 @@ def test_rougeL_equals_rouge_score_rougescorer():
     assert items[-1] > 0.5  # Chinese is scored, not dropped as rouge-score's default tokenizer would
 
 
-def test_cider_is_pycocoevalcap_cider_d_over_ten():
+def test_cider_is_pycocoevalcap_cider_d_on_its_own_scale():
     gts = {i: [" ".join(t)] for i, t in enumerate(toks(REFS))}
     res = {i: [" ".join(t)] for i, t in enumerate(toks(PREDS))}
     want, want_items = Cider().compute_score(gts, res)
     corpus, items = metrics.score_cider(REFS, PREDS)
-    assert corpus == pytest.approx(want / 10)
-    assert items == pytest.approx([x / 10 for x in want_items])
+    assert corpus == pytest.approx(want, abs=1e-9)  # not divided by 10, not in percent
+    assert items == pytest.approx(list(want_items), abs=1e-9)
+    assert caption_scores(REFS, PREDS)["cider"] == pytest.approx(want, abs=1e-9)
 
 
 def test_identical_texts_score_one_and_disjoint_texts_zero():
     same = caption_scores(REFS, REFS)
     for k in ("bleu1", "bleu2", "bleu3", "bleu4", "rougeL"):
         assert same[k] == pytest.approx(1.0), k
-    assert same["meteor"] > 0.99 and same["cider"] == pytest.approx(1.0)
+    assert same["meteor"] > 0.99 and same["cider"] == pytest.approx(10.0)  # CIDEr-D's top is 10
     disjoint = caption_scores(["alpha beta gamma delta", "epsilon zeta eta theta"],
                               ["one two three four", "five six seven eight"])
     assert all(v == pytest.approx(0.0, abs=1e-6) for v in disjoint.values()), disjoint
-    assert set(same) == {"bleu1", "bleu2", "bleu3", "bleu4", "meteor", "rougeL", "cider"}
-    assert all(0.0 <= v <= 1.0 for v in same.values())
+    assert set(same) == set(metrics.METRIC_NAMES) == {"bleu1", "bleu2", "bleu3", "bleu4", "meteor", "rougeL", "cider"}
+    assert all(0.0 <= v <= 1.0 for k, v in same.items() if k not in metrics.RAW_SCALE_KEYS)
+    assert metrics.METRIC_NAMES["cider"] == "CIDEr-D"
+
+
+def test_caption_scores_with_shared_counts_equal_each_metric_on_its_own():
+    """caption_scores tokenises once and counts n-grams once for BLEU and CIDEr-D: the same numbers as
+    the registry's functions, each of which counts on its own."""
+    refs, preds = many_pairs(120)
+    langs = ["zh" if i % 5 == 0 else "en" for i in range(len(refs))]
+    got = caption_scores(refs, preds, langs)
+    for name, fn in CAPTION_METRICS.items():
+        assert got[name] == pytest.approx(fn(refs, preds, langs)[0], abs=1e-12), name
 
 
 def test_chinese_is_scored_on_jieba_words():

@@ -76,6 +76,19 @@ def test_tables_show_plus_minus_and_mark_significance(tmp_path):
     assert "100.0 ± 0.0**" in stage1 and "0.0 ± 0.0" in base and "tiny stand-in model" in md
     long = pd.read_csv(tmp_path / "results" / "faithfulness_table.csv")
     assert set(long.columns) == {"model", "metric", "mean", "low", "high", "n"}
+    # CIDEr-D: its one name, on pycocoevalcap's scale (the CSV's raw mean), not divided by 10 nor in %
+    ci = (tmp_path / "results" / "ci_table.md").read_text(encoding="utf-8")
+    head = [c.strip() for c in ci.splitlines()[2].strip("|").split("|")]
+    row = [c.strip() for c in next(ln for ln in ci.splitlines() if ln.startswith("| stage1")).strip("|").split("|")]
+    conf = pd.read_csv(tmp_path / "results" / "confidence.csv").set_index(["model", "metric"])
+    assert conf.loc[("stage1", "cider"), "mean"] > 1.0  # faithful captions overlap: above 1 on the 0-10 scale
+    assert row[head.index("CIDEr-D")].startswith(f"{conf.loc[('stage1', 'cider'), 'mean']:.3f} ± ")
+    assert "CIDEr-D/10" not in ci and "pycocoevalcap's scale (0-10)" in ci
+    from dicrepro.report.ci_tables import confidence_summary
+
+    summary = confidence_summary(tmp_path)
+    assert summary.loc["stage1", ("mean", "cider")] == pytest.approx(conf.loc[("stage1", "cider"), "mean"], abs=5e-4)
+    assert summary.loc["stage1", ("mean", "faithfulness")] == 100.0
 
 
 def test_structure_task_scores_parse_rate_and_f1(tmp_path):

@@ -1,4 +1,4 @@
-"""Caption metrics (BLEU-1..4, METEOR, ROUGE-L, CIDEr) and objective-question accuracy.
+"""Caption metrics (BLEU-1..4, METEOR, ROUGE-L, CIDEr-D) and objective-question accuracy.
 
 Every caption metric is one function with the pycocoevalcap-style interface
 ``score_xxx(refs, preds, langs=None) -> (corpus: float, per_item: list[float])`` and is listed in
@@ -21,13 +21,18 @@ the maintained libraries themselves, fed with our tokens:
 - **ROUGE-L**: rouge-score's ROUGE-L F-measure (``RougeScorer(["rougeL"])``) on our tokens (its own
   tokenizer drops every non-ASCII character, hence Chinese), LCS length from rapidfuzz for speed;
   corpus = mean of items.
-- **CIDEr**: pycocoevalcap's ``Cider`` (which is CIDEr-D: clipped counts, Gaussian length penalty, x10),
-  idf over the scored corpus. CIDEr-D lies in 0..10; we report **CIDEr-D / 10** so that every key is a
-  fraction in 0..1 (:data:`CIDER_SCALE`). A corpus of one item has no idf and scores 0.
+- **CIDEr-D**: pycocoevalcap's ``Cider`` (which is CIDEr-D: clipped counts, Gaussian length penalty, x10),
+  idf over the scored corpus, reported as pycocoevalcap reports it: **0..10**, not a fraction and not
+  divided by 10 (every other key is a fraction in 0..1; tables show those in percent and CIDEr-D as it
+  is). A corpus of one item has no idf and scores 0.
+
+Names: :data:`METRIC_NAMES` is the one display name of each key, used by the CLI's help, every table and
+every figure; the key ``cider`` is always CIDEr-D on pycocoevalcap's scale (:data:`RAW_SCALE_KEYS`).
 
 Corpus BLEU and CIDEr-D are computed on sparse n-gram count matrices (:mod:`dicrepro.evaluate.ngrams`),
-the reference libraries' formulas written out; tests hold them equal to nltk's ``corpus_bleu`` and
-pycocoevalcap's ``Cider`` (to 1e-9). Per-item sentence BLEU still comes from nltk itself.
+the reference libraries' formulas written out, from one set of counts shared by both
+(:func:`caption_scores`); tests hold them equal to nltk's ``corpus_bleu`` and pycocoevalcap's ``Cider``
+(to 1e-9). Per-item sentence BLEU still comes from nltk itself.
 """
 
 from __future__ import annotations
@@ -47,8 +52,11 @@ from dicrepro.evaluate.answers import is_correct
 
 log = logging.getLogger(__name__)
 
-CIDER_SCALE = 10.0  # CIDEr-D's own range is 0..10; caption_scores divides by this
 METRIC_KEYS = ("bleu1", "bleu2", "bleu3", "bleu4", "meteor", "rougeL", "cider")
+METRIC_NAMES = {"bleu1": "BLEU-1", "bleu2": "BLEU-2", "bleu3": "BLEU-3", "bleu4": "BLEU-4", "meteor": "METEOR",
+                "rougeL": "ROUGE-L", "cider": "CIDEr-D"}
+RAW_SCALE_KEYS = frozenset({"cider"})  # not a fraction: CIDEr-D on pycocoevalcap's own scale, 0..10
+BLEU_WEIGHTS = ((1.0,), (0.5, 0.5), (1 / 3,) * 3, (0.25,) * 4)  # cumulative BLEU-1..4
 
 # --- tokens ------------------------------------------------------------------------------------------
 
@@ -210,8 +218,7 @@ def _bleu(refs, preds, langs, weights, per_item=True):
 
 def bleu_all(refs: list[str], preds: list[str], langs=None, per_item: bool = False):
     """Corpus BLEU-1..4 in one pass over the n-grams -> ([b1, b2, b3, b4], per-item sentence BLEU-4)."""
-    weights = [(1.0,), (0.5, 0.5), (1 / 3,) * 3, (0.25,) * 4]
-    return _bleu(refs, preds, langs, weights, per_item)
+    return _bleu(refs, preds, langs, list(BLEU_WEIGHTS), per_item)
 
 
 def _bleu_n(n: int):
@@ -227,14 +234,17 @@ def _bleu_n(n: int):
 score_bleu1, score_bleu2, score_bleu3, score_bleu4 = (_bleu_n(n) for n in (1, 2, 3, 4))
 
 
-def score_meteor(refs: list[str], preds: list[str], langs=None) -> tuple[float, list[float]]:
-    """nltk METEOR per item (WordNet from Debian); corpus = mean of the items."""
+def _meteor_items(rt, pt) -> list[float]:
     from nltk.translate.meteor_score import meteor_score
 
-    rt, pt = _tokens(refs, preds, langs)
     stemmer, wn = _meteor_resources()
     # preprocess=identity: our tokens are already lower-cased
-    items = [meteor_score([r], p, preprocess=str, stemmer=stemmer, wordnet=wn) for r, p in zip(rt, pt)]
+    return [meteor_score([r], p, preprocess=str, stemmer=stemmer, wordnet=wn) for r, p in zip(rt, pt)]
+
+
+def score_meteor(refs: list[str], preds: list[str], langs=None) -> tuple[float, list[float]]:
+    """nltk METEOR per item (WordNet from Debian); corpus = mean of the items."""
+    items = _meteor_items(*_tokens(refs, preds, langs))
     return math.fsum(items) / len(items), items
 
 
@@ -246,15 +256,10 @@ class RougeTokenizer:
         return list(tokenize(text))
 
 
-def score_rougeL(refs: list[str], preds: list[str], langs=None) -> tuple[float, list[float]]:
-    """ROUGE-L F-measure per item exactly as rouge-score's ``RougeScorer(["rougeL"])._score_lcs`` computes
-    it on our tokens (P = LCS/len(pred), R = LCS/len(ref), ``rouge_score.scoring.fmeasure``), with the LCS
-    length from rapidfuzz (C++): rouge-score's own LCS table is pure Python, ~15 s per 10k captions.
-    Tests check equality with RougeScorer. Corpus = mean of the items."""
+def _rougeL_items(rt, pt) -> list[float]:
     from rapidfuzz.distance import LCSseq
     from rouge_score.scoring import fmeasure
 
-    rt, pt = _tokens(refs, preds, langs)
     items = []
     for r, p in zip(rt, pt):
         if not r or not p:
@@ -262,17 +267,23 @@ def score_rougeL(refs: list[str], preds: list[str], langs=None) -> tuple[float, 
             continue
         lcs = LCSseq.similarity(r, p)
         items.append(fmeasure(lcs / len(p), lcs / len(r)))
+    return items
+
+
+def score_rougeL(refs: list[str], preds: list[str], langs=None) -> tuple[float, list[float]]:
+    """ROUGE-L F-measure per item exactly as rouge-score's ``RougeScorer(["rougeL"])._score_lcs`` computes
+    it on our tokens (P = LCS/len(pred), R = LCS/len(ref), ``rouge_score.scoring.fmeasure``), with the LCS
+    length from rapidfuzz (C++): rouge-score's own LCS table is pure Python, ~15 s per 10k captions.
+    Tests check equality with RougeScorer. Corpus = mean of the items."""
+    items = _rougeL_items(*_tokens(refs, preds, langs))
     return math.fsum(items) / len(items), items
 
 
 def score_cider(refs: list[str], preds: list[str], langs=None) -> tuple[float, list[float]]:
-    """pycocoevalcap CIDEr-D **divided by 10** (0..1), idf over this corpus; per item likewise. Computed
+    """pycocoevalcap CIDEr-D on its own scale (0..10), idf over this corpus; per item likewise. Computed
     on sparse n-gram counts (:func:`dicrepro.evaluate.ngrams.cider_d`), equal to pycocoevalcap's
     ``Cider().compute_score`` (tests), ~7x faster and in one process."""
-
-    rt, pt = _tokens(refs, preds, langs)
-    corpus, items = ngrams.cider_d(rt, pt)
-    return corpus / CIDER_SCALE, [x / CIDER_SCALE for x in items]
+    return ngrams.cider_d(*_tokens(refs, preds, langs))
 
 
 CAPTION_METRICS = {
@@ -282,12 +293,15 @@ CAPTION_METRICS = {
 
 
 def caption_scores(refs: list[str], preds: list[str], langs=None) -> dict[str, float]:
-    """Corpus-level scores, keys bleu1..bleu4, meteor, rougeL, cider, each a fraction in 0..1
-    (cider = CIDEr-D / 10). BLEU-1..4 share one pass over the n-grams."""
-    bleus, _ = bleu_all(refs, preds, langs)
-    out = {f"bleu{n}": float(b) for n, b in zip((1, 2, 3, 4), bleus)}
-    for name in ("meteor", "rougeL", "cider"):
-        out[name] = float(CAPTION_METRICS[name](refs, preds, langs)[0])
+    """Corpus-level scores, keys bleu1..bleu4, meteor, rougeL (fractions in 0..1) and cider (CIDEr-D on
+    pycocoevalcap's scale, 0..10). Each text is tokenised once, and BLEU-1..4 and CIDEr-D share one set
+    of n-gram counts; the scores are those of the registry's functions (tests)."""
+    rt, pt = _tokens(refs, preds, langs)
+    counts = ngrams.count(rt, pt, 4)
+    out = {f"bleu{n}": float(b) for n, b in zip((1, 2, 3, 4), ngrams.bleu_from_counts(counts, BLEU_WEIGHTS))}
+    out["meteor"] = math.fsum(_meteor_items(rt, pt)) / len(rt)
+    out["rougeL"] = math.fsum(_rougeL_items(rt, pt)) / len(rt)
+    out["cider"] = float(ngrams.cider_d_from_counts(counts)[0])
     return out
 
 
@@ -392,7 +406,7 @@ def score_table(pred_rows: list[dict], ref_rows: list[dict],
 
     ``pred_rows``: ``{"model", "id", "text"}`` (the predictions JSONL); ``ref_rows``: ``{"id", "text"}``
     plus the columns named in ``by`` (and optionally ``language``). ``group_by == "overall"`` rows score
-    each model's whole set. Each group is its own corpus (CIDEr's idf included)."""
+    each model's whole set. Each group is its own corpus (CIDEr-D's idf included)."""
     import pandas as pd
 
     refs = {str(r["id"]): r for r in ref_rows}

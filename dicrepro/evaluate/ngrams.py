@@ -4,7 +4,8 @@ nltk's ``corpus_bleu`` and pycocoevalcap's ``CiderScorer`` count n-grams with Py
 on 10,000 captions of ~90 words that is most of an evaluation's time. Here every token becomes an
 integer, every n-gram one int64 key (computed for the whole corpus at once with numpy), and each order's
 counts one ``scipy.sparse`` matrix (items x distinct n-grams). Clipped matches, document frequencies,
-tf-idf vectors and their norms are then a few sparse operations.
+tf-idf vectors and their norms are then a few sparse operations. Both metrics read one set of counts
+(:func:`count` -> :class:`NgramCounts`), so a caller scoring BLEU and CIDEr-D counts once.
 
 The formulas are those of the reference libraries, written out, and tests compare both to them on
 English and Chinese captions (equal to 1e-9):
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
@@ -77,19 +79,41 @@ def count_matrices(docs_by_corpus: list[list[np.ndarray]], n: int = 4) -> list[l
     return out
 
 
-def corpus_bleu(refs: Sequence[Sequence[str]], hyps: Sequence[Sequence[str]],
-                weights: Sequence[Sequence[float]]) -> list[float]:
+@dataclass(frozen=True)
+class NgramCounts:
+    """One corpus of (reference, hypothesis) pairs counted once: ``ref[k-1]`` / ``hyp[k-1]`` the (items x
+    k-grams) count matrices for k = 1..n (same columns), and each side's length in tokens. BLEU and
+    CIDEr-D both read them (:func:`bleu_from_counts`, :func:`cider_d_from_counts`)."""
+
+    ref: list[sparse.csr_matrix]
+    hyp: list[sparse.csr_matrix]
+    ref_len: np.ndarray
+    hyp_len: np.ndarray
+
+
+def count(refs: Sequence[Sequence[str]], hyps: Sequence[Sequence[str]], n: int = 4) -> NgramCounts:
+    """The n-gram counts of tokenised references and hypotheses (one reference per item), orders 1..n."""
+    if len(refs) != len(hyps):
+        raise ValueError(f"{len(refs)} references but {len(hyps)} hypotheses")
+    if not refs:
+        raise ValueError("nothing to score: no references")
+    ref_docs, hyp_docs = encode([refs, hyps])
+    ref_m, hyp_m = count_matrices([ref_docs, hyp_docs], n)
+    return NgramCounts(ref_m, hyp_m, np.array([len(r) for r in refs], np.int64),
+                       np.array([len(h) for h in hyps], np.int64))
+
+
+def bleu_from_counts(c: NgramCounts, weights: Sequence[Sequence[float]]) -> list[float]:
     """nltk ``corpus_bleu([[r] for r in refs], hyps, weights=w, smoothing_function=method1)`` for each
-    ``w`` in ``weights`` (one reference per item)."""
+    ``w`` in ``weights`` (one reference per item), from counts of order at least ``max(len(w))``."""
     order = max(len(w) for w in weights)
-    (ref_docs, hyp_docs) = encode([refs, hyps])
-    ref_m, hyp_m = count_matrices([ref_docs, hyp_docs], order)
+    if order > len(c.ref):
+        raise ValueError(f"BLEU of order {order} needs counts up to {order}-grams, not {len(c.ref)}")
     numerators, denominators = [], []
     for k in range(order):
-        numerators.append(float(hyp_m[k].minimum(ref_m[k]).sum()))
-        denominators.append(float(np.maximum(1.0, np.asarray(hyp_m[k].sum(axis=1)).ravel()).sum()))
-    hyp_len = sum(len(h) for h in hyps)
-    ref_len = sum(len(r) for r in refs)
+        numerators.append(float(c.hyp[k].minimum(c.ref[k]).sum()))
+        denominators.append(float(np.maximum(1.0, np.asarray(c.hyp[k].sum(axis=1)).ravel()).sum()))
+    hyp_len, ref_len = int(c.hyp_len.sum()), int(c.ref_len.sum())
     bp = 0.0 if hyp_len == 0 else (1.0 if hyp_len > ref_len else math.exp(1 - ref_len / hyp_len))
     out = []
     for w in weights:
@@ -101,20 +125,23 @@ def corpus_bleu(refs: Sequence[Sequence[str]], hyps: Sequence[Sequence[str]],
     return out
 
 
-def cider_d(refs: Sequence[Sequence[str]], hyps: Sequence[Sequence[str]], sigma: float = 6.0) -> tuple[float, list[float]]:
-    """pycocoevalcap CIDEr-D (0..10) of tokenised captions, one reference per item, idf over these items:
+def corpus_bleu(refs: Sequence[Sequence[str]], hyps: Sequence[Sequence[str]],
+                weights: Sequence[Sequence[float]]) -> list[float]:
+    """:func:`bleu_from_counts` of these tokenised captions."""
+    return bleu_from_counts(count(refs, hyps, max(len(w) for w in weights)), weights)
+
+
+def cider_d_from_counts(c: NgramCounts, sigma: float = 6.0) -> tuple[float, list[float]]:
+    """pycocoevalcap CIDEr-D (0..10) from 1..4-gram counts, idf over these items:
     ``(corpus mean, per-item scores)``."""
-    if len(refs) != len(hyps):
-        raise ValueError(f"{len(refs)} references but {len(hyps)} hypotheses")
-    if not refs:
-        raise ValueError("nothing to score: no references")
-    ref_docs, hyp_docs = encode([refs, hyps])
-    ref_m, hyp_m = count_matrices([ref_docs, hyp_docs], 4)
-    log_n = np.log(float(len(refs)))
+    if len(c.ref) < 4:
+        raise ValueError(f"CIDEr-D needs counts up to 4-grams, not {len(c.ref)}")
+    ref_m, hyp_m = c.ref, c.hyp
+    log_n = np.log(float(ref_m[0].shape[0]))
     # pycocoevalcap's "length" sums the counts of 2-grams (its n == 1 is the bigram order)
     delta = np.asarray(hyp_m[1].sum(axis=1)).ravel() - np.asarray(ref_m[1].sum(axis=1)).ravel()
     penalty = np.e ** (-(delta.astype(float) ** 2) / (2 * sigma ** 2))
-    total = np.zeros(len(refs))
+    total = np.zeros(ref_m[0].shape[0])
     for k in range(4):
         df = np.asarray((ref_m[k] > 0).sum(axis=0)).ravel().astype(float)
         idf = log_n - np.log(np.maximum(1.0, df))
@@ -127,3 +154,9 @@ def cider_d(refs: Sequence[Sequence[str]], hyps: Sequence[Sequence[str]], sigma:
         total += val * penalty
     scores = total / 4 * 10.0
     return float(np.mean(scores)), [float(s) for s in scores]
+
+
+def cider_d(refs: Sequence[Sequence[str]], hyps: Sequence[Sequence[str]], sigma: float = 6.0) -> tuple[float, list[float]]:
+    """pycocoevalcap CIDEr-D (0..10) of tokenised captions, one reference per item, idf over these items:
+    ``(corpus mean, per-item scores)``."""
+    return cider_d_from_counts(count(refs, hyps, 4), sigma)

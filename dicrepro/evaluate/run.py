@@ -310,6 +310,7 @@ def evaluate(params: Params) -> dict[str, pd.DataFrame]:
         "blind": {"modes": list(params.eval.blind), "seed": params.seed,
                   "note": "blind = the same sets with blank images or images shuffled between diagrams"},
         "bleu": "corpus BLEU on words (jieba-segmented Chinese); see dicrepro.evaluate.metrics",
+        "units": "scores are fractions 0-1, except cider: CIDEr-D on pycocoevalcap's scale (0-10)",
     })
     _write_gallery(params, paths, cap_ds, cap_preds)
     overall_c = captions[captions.group_by == "overall"].drop(columns=["group_by", "group"])

@@ -1,15 +1,16 @@
 """Per-sample scores of every evaluated model, their bootstrap 95% CIs and paired significance tests.
 
-What the evaluate step adds under ``RUN/results/`` (fractions 0-1, like the other CSVs):
+What the evaluate step adds under ``RUN/results/`` (fractions 0-1, like the other CSVs; CIDEr-D
+on pycocoevalcap's scale, 0-10):
 
 - ``caption_samples.csv``: one row per (model, caption id): faithfulness against the graph
   (:mod:`dicrepro.evaluate.faithfulness`: label_recall, hallucination_rate, relation_recall, order_tau,
-  faithfulness = its one score) and the per-caption METEOR, ROUGE-L and CIDEr-D/10 of the caption metrics;
+  faithfulness = its one score) and the per-caption METEOR, ROUGE-L and CIDEr-D of the caption metrics;
   ``objective_samples.csv``: one row per (model, question id): correct 0/1.
 - ``faithfulness_scores.csv``: per (model, group_by, group) with group_by overall / diagram_type / language:
   n and, for each faithfulness metric, its mean with ``_low``/``_high`` (bootstrap 95% CI).
 - ``confidence.csv``: per (model, metric): mean, low, high, n for the headline numbers (BLEU-4, METEOR,
-  ROUGE-L, CIDEr-D/10, objective accuracy, faithfulness parts). BLEU-4 is a corpus statistic, not a mean:
+  ROUGE-L, CIDEr-D, objective accuracy, faithfulness parts). BLEU-4 is a corpus statistic, not a mean:
   its CI and p-values come from resampling captions and recomputing corpus BLEU-4 from per-caption n-gram
   counts (:func:`bleu4_tables`; equal to the caption metrics' BLEU-4 on the full set).
 - ``significance.csv``: per (metric, model_a, model_b): mean difference A - B, its CI and the paired
@@ -199,10 +200,10 @@ def bleu4_stats(refs: list[str], hyps: list[str], langs: list[str]) -> np.ndarra
     (at least 1, as nltk), hypothesis and reference length. Tokens as :mod:`dicrepro.evaluate.metrics`."""
     rt = [tokenize(r, lg) for r, lg in zip(refs, langs)]
     pt = [tokenize(h, lg) for h, lg in zip(hyps, langs)]
-    ref_m, hyp_m = ngrams.count_matrices(ngrams.encode([rt, pt]), 4)
-    cols = [np.asarray(hyp_m[k].minimum(ref_m[k]).sum(axis=1)).ravel() for k in range(4)]
-    cols += [np.maximum(1.0, np.asarray(hyp_m[k].sum(axis=1)).ravel()) for k in range(4)]
-    cols += [np.array([len(t) for t in pt], float), np.array([len(t) for t in rt], float)]
+    c = ngrams.count(rt, pt, 4)
+    cols = [np.asarray(c.hyp[k].minimum(c.ref[k]).sum(axis=1)).ravel() for k in range(4)]
+    cols += [np.maximum(1.0, np.asarray(c.hyp[k].sum(axis=1)).ravel()) for k in range(4)]
+    cols += [c.hyp_len.astype(float), c.ref_len.astype(float)]
     return np.stack(cols, axis=1).astype(float)
 
 

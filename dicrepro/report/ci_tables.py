@@ -11,8 +11,9 @@ Reads ``RUN/results/confidence.csv``, ``faithfulness_scores.csv`` and ``signific
 - ``structure_table.{csv,md,tex}`` (when the structure task ran): parse rate and node/edge/triple F1,
   strict and relaxed, of the Mermaid each model writes for a test diagram.
 
-Markdown and LaTeX show percent (0-100) except CIDEr-D, which is CIDEr-D/10 like the main table; the CSVs
-hold the fractions (mean, low, high, p) in long form. Nothing is computed anew.
+Markdown and LaTeX show percent (0-100) except CIDEr-D, which is on pycocoevalcap's scale (0-10) like in
+every table; the CSVs hold the fractions (CIDEr-D raw: mean, low, high, p) in long form. Nothing is
+computed anew.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from pathlib import Path
 import pandas as pd
 
 from dicrepro.atomic import write_text_atomic
+from dicrepro.evaluate.metrics import METRIC_NAMES, RAW_SCALE_KEYS
 from dicrepro.evaluate.stats import significance_mark
 
-LABELS = {"bleu4": "BLEU-4", "meteor": "METEOR", "rougeL": "ROUGE-L", "cider": "CIDEr-D/10", "accuracy": "Objective acc.",
+LABELS = {**METRIC_NAMES, "accuracy": "Objective acc.",
           "label_recall": "Label recall", "hallucination_rate": "Hallucination", "relation_recall": "Relation recall",
           "order_tau": "Order τ", "faithfulness": "Faithfulness", "parsed": "Parse rate",
           "node_f1_strict": "Node F1", "node_f1_relaxed": "Node F1 (relaxed)", "edge_f1_strict": "Edge F1",
@@ -35,7 +37,8 @@ HEADLINE = ("bleu4", "meteor", "rougeL", "cider", "accuracy", "faithfulness", "r
 FAITH = ("label_recall", "hallucination_rate", "relation_recall", "order_tau", "faithfulness")
 STRUCT = ("parsed", "node_f1_strict", "node_f1_relaxed", "edge_f1_strict", "edge_f1_relaxed", "triple_f1_strict",
           "triple_f1_relaxed")
-NOTE = ("Mean ± half the bootstrap 95% CI over samples (1000 resamples, the run's seed), in %. * p < 0.05, "
+NOTE = ("Mean ± half the bootstrap 95% CI over samples (1000 resamples, the run's seed), in % except "
+        "CIDEr-D, which is on pycocoevalcap's scale (0-10). * p < 0.05, "
         "** p < 0.01 against the base model (paired approximate randomization). Faithfulness is scored "
         "against each diagram's graph (dicrepro.evaluate.faithfulness); hallucination: lower is better.")
 
@@ -45,9 +48,12 @@ def _read(run_dir: Path, name: str) -> pd.DataFrame | None:
     return pd.read_csv(p) if p.exists() and p.stat().st_size else None
 
 
-def _cell(mean, low, high, mark: str = "") -> str:
+def _cell(mean, low, high, mark: str = "", raw: bool = False) -> str:
+    """"12.3 ± 1.0*" in percent, or with ``raw`` on the metric's own scale to three decimals (CIDEr-D)."""
     if mean is None or pd.isna(mean):
         return "-"
+    if raw:
+        return f"{mean:.3f} ± {(high - low) / 2:.3f}{mark}"
     return f"{mean * 100:.1f} ± {(high - low) / 2 * 100:.1f}{mark}"
 
 
@@ -73,7 +79,8 @@ def _table(conf: pd.DataFrame, metrics: tuple[str, ...], marks: dict, order: lis
         for m in metrics:
             if m in sel.index:
                 r = sel.loc[m]
-                row[LABELS[m]] = _cell(r["mean"], r["low"], r["high"], marks.get((model, m), ""))
+                row[LABELS[m]] = _cell(r["mean"], r["low"], r["high"], marks.get((model, m), ""),
+                                       raw=m in RAW_SCALE_KEYS)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -121,11 +128,14 @@ __all__ = ["write_ci_tables"]
 
 
 def confidence_summary(run_dir: str | Path) -> pd.DataFrame:
-    """Every model's per-sample metrics as mean and half the bootstrap 95% CI, in % (CIDEr-D as
-    CIDEr-D/10, like every table of the run), one row per model: what notebook 05 shows."""
+    """Every model's per-sample metrics as mean and half the bootstrap 95% CI, in % except CIDEr-D (on
+    pycocoevalcap's scale, three decimals, as in every table of the run), one row per model: what notebook
+    05 shows."""
     conf = pd.read_csv(Path(run_dir) / "results" / "confidence.csv")
-    shown = conf.assign(mean=conf["mean"] * 100, ci=(conf["high"] - conf["low"]) * 50)
-    return shown.pivot_table(index="model", columns="metric", values=["mean", "ci"], sort=False).round(1)
+    scale = conf["metric"].map(lambda m: 1.0 if m in RAW_SCALE_KEYS else 100.0)
+    shown = conf.assign(mean=conf["mean"] * scale, ci=(conf["high"] - conf["low"]) / 2 * scale)
+    table = shown.pivot_table(index="model", columns="metric", values=["mean", "ci"], sort=False)
+    return table.round({c: 3 if c[1] in RAW_SCALE_KEYS else 1 for c in table.columns})
 
 
 def significance_summary(run_dir: str | Path,

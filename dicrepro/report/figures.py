@@ -4,6 +4,9 @@ Reads ``RUN/results/{caption_scores,objective_scores}.csv``, ``RUN/results/meta.
 ``RUN/models/stage{1,2,3}/loss.csv`` and ``RUN/predictions/gallery.jsonl``. Every title carries the
 run's honest labels ("tiny stand-in model", "stage-2 stand-in data") when meta.json says so. Files are
 written without timestamps or software versions in their metadata, so a rerun gives identical bytes.
+
+Units as in the tables: scores in percent (0-100), except CIDEr-D, drawn on pycocoevalcap's scale (0-10) in
+a panel of its own beside the percent metrics; names from ``dicrepro.evaluate.metrics.METRIC_NAMES``.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import seaborn as sns  # noqa: E402
 
 from dicrepro.atomic import read_jsonl
 from dicrepro.evaluate.diagram_type import caption_type  # noqa: E402
-from dicrepro.evaluate.metrics import METRIC_KEYS  # noqa: E402
+from dicrepro.evaluate.metrics import METRIC_KEYS, RAW_SCALE_KEYS  # noqa: E402
 from dicrepro.report.tables import (  # noqa: E402
     METRIC_LABELS,
     STAGE_ORDER,
@@ -57,46 +60,68 @@ def _save(fig, figures_dir: Path, stem: str) -> list[Path]:
     return [png, pdf]
 
 
-def _long_metrics(df: pd.DataFrame) -> pd.DataFrame:
-    long = df.melt(id_vars=["model"], value_vars=list(METRIC_KEYS), var_name="metric", value_name="score")
+PERCENT_KEYS = tuple(k for k in METRIC_KEYS if k not in RAW_SCALE_KEYS)
+RAW_KEYS = tuple(k for k in METRIC_KEYS if k in RAW_SCALE_KEYS)  # CIDEr-D: its own axis, its own scale
+
+
+def _long_metrics(df: pd.DataFrame, keys: tuple[str, ...]) -> pd.DataFrame:
+    """Long form of ``keys``: percent for fractions, the raw value for CIDEr-D."""
+    long = df.melt(id_vars=["model"], value_vars=list(keys), var_name="metric", value_name="score")
+    long["score"] = [v if k in RAW_SCALE_KEYS else 100 * v for k, v in zip(long["metric"], long["score"])]
     long["metric"] = long["metric"].map(METRIC_LABELS)
     return long
 
 
-def _headroom(df: pd.DataFrame) -> float:
-    # Scores are fractions, but a fixed 0..1 axis flattens small ones (the tiny model's) into a line.
-    top = float(df[list(METRIC_KEYS)].to_numpy().max()) if len(df) else 1.0
-    return min(1.0, max(0.05, top * 1.2))
+def _headroom(long: pd.DataFrame, top: float, floor: float) -> float:
+    # A fixed full-scale axis flattens small scores (the tiny model's) into a line: 20% above the highest.
+    highest = float(long["score"].max()) if len(long) else top
+    return min(top, max(floor, highest * 1.2))
+
+
+def _panels(width: float):
+    """A wide axis for the percent metrics beside a narrow one for CIDEr-D."""
+    return plt.subplots(1, 2, figsize=(width, 4.5), gridspec_kw={"width_ratios": [len(PERCENT_KEYS), 2]})
 
 
 def fig_metrics_by_model(cap: pd.DataFrame, order: list[str], labels, out: Path) -> list[Path]:
-    """Grouped bars: every caption metric for every model (overall)."""
+    """Grouped bars: every caption metric for every model (overall); CIDEr-D in its own panel."""
     overall = cap[cap.group_by == "overall"]
-    fig, ax = plt.subplots(figsize=(9, 4.5))
-    sns.barplot(_long_metrics(overall), x="metric", y="score", hue="model", hue_order=order, ax=ax)
-    ax.set(xlabel="", ylabel="score (0-1)", ylim=(0, _headroom(overall)),
-           title=_title("Caption metrics by model", labels))
+    fig, (ax, ax_raw) = _panels(10)
+    pct, raw = _long_metrics(overall, PERCENT_KEYS), _long_metrics(overall, RAW_KEYS)
+    sns.barplot(pct, x="metric", y="score", hue="model", hue_order=order, ax=ax)
+    ax.set(xlabel="", ylabel="score (%)", ylim=(0, _headroom(pct, 100, 5)))
     ax.legend(title="model", fontsize=8, ncol=min(len(order), 4))
+    sns.barplot(raw, x="metric", y="score", hue="model", hue_order=order, ax=ax_raw, legend=False)
+    for bars in ax_raw.containers:  # small values on their own scale: say them
+        ax_raw.bar_label(bars, fmt="%.3f", fontsize=7)
+    ax_raw.set(xlabel="", ylabel="CIDEr-D (pycocoevalcap scale, 0-10)", ylim=(0, _headroom(raw, 10, 0.01)))
+    fig.suptitle(_title("Caption metrics by model", labels))
+    fig.tight_layout()
     return _save(fig, out, "metrics_by_model")
 
 
 def fig_stage_ablation(cap: pd.DataFrame, labels, out: Path) -> list[Path] | None:
-    """Lines across base -> stage1 -> stage2 -> stage3, one per metric, BLEU-4 drawn heaviest."""
+    """Lines across base -> stage1 -> stage2 -> stage3, one per metric, BLEU-4 drawn heaviest; CIDEr-D in
+    its own panel."""
     overall = cap[(cap.group_by == "overall") & cap.model.isin(STAGE_ORDER)]
     if overall.empty:
         log.warning("no base/stage models: stage ablation figure skipped")
         return None
     stages = [m for m in STAGE_ORDER if m in set(overall.model)]
-    long = _long_metrics(overall)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    sns.lineplot(long, x="model", y="score", hue="metric", style="metric", markers=True, dashes=False,
+    pct, raw = _long_metrics(overall, PERCENT_KEYS), _long_metrics(overall, RAW_KEYS)
+    fig, (ax, ax_raw) = _panels(10)
+    sns.lineplot(pct, x="model", y="score", hue="metric", style="metric", markers=True, dashes=False,
                  sort=False, ax=ax)
-    b4 = overall.set_index("model").loc[stages, "bleu4"]
+    b4 = overall.set_index("model").loc[stages, "bleu4"] * 100
     ax.plot(stages, b4.values, color="black", linewidth=3, alpha=0.35, label="BLEU-4 (headline)")
     ax.set_xticks(range(len(stages)), stages)
-    ax.set(xlabel="", ylabel="score (0-1)", ylim=(0, _headroom(overall)),
-           title=_title("Stage ablation: base → stage 1 → 2 → 3", labels))
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.set(xlabel="", ylabel="score (%)", ylim=(0, _headroom(pct, 100, 5)))
+    ax.legend(fontsize=8, loc="upper left")
+    sns.lineplot(raw, x="model", y="score", hue="metric", markers=True, sort=False, ax=ax_raw, legend=False)
+    ax_raw.set_xticks(range(len(stages)), stages)
+    ax_raw.set(xlabel="", ylabel="CIDEr-D (pycocoevalcap scale, 0-10)", ylim=(0, _headroom(raw, 10, 0.01)))
+    fig.suptitle(_title("Stage ablation: base → stage 1 → 2 → 3", labels))
+    fig.tight_layout()
     return _save(fig, out, "stage_ablation")
 
 
@@ -107,11 +132,11 @@ def fig_heatmap_by_type(cap: pd.DataFrame, order: list[str], labels, out: Path) 
         log.warning("no diagram_type breakdown: heatmap skipped")
         return None
     grid = sub.pivot_table(index="group", columns="model", values="bleu4", aggfunc="first")
-    grid = grid[[m for m in order if m in grid.columns]]
+    grid = grid[[m for m in order if m in grid.columns]] * 100
     fig, ax = plt.subplots(figsize=(1.3 * len(grid.columns) + 3, 0.45 * len(grid) + 2))
-    sns.heatmap(grid, annot=True, fmt=".2f", cmap="viridis", vmin=0, vmax=max(0.01, grid.values.max()),
-                cbar_kws={"label": "BLEU-4"}, ax=ax)
-    ax.set(xlabel="model", ylabel="diagram type", title=_title("BLEU-4 by diagram type", labels))
+    sns.heatmap(grid, annot=True, fmt=".1f", cmap="viridis", vmin=0, vmax=max(1.0, grid.values.max()),
+                cbar_kws={"label": "BLEU-4 (%)"}, ax=ax)
+    ax.set(xlabel="model", ylabel="diagram type", title=_title("BLEU-4 (%) by diagram type", labels))
     return _save(fig, out, "bleu_by_diagram_type")
 
 
@@ -124,13 +149,14 @@ def fig_objective_by_dimension(obj: pd.DataFrame, order: list[str], labels, out:
     dims = [d for d in ("global", "partial", "detail") if d in set(sub.group)] + \
         sorted(set(sub.group) - {"global", "partial", "detail"})
     fig, ax = plt.subplots(figsize=(8, 4.5))
+    sub = sub.assign(accuracy=sub["accuracy"] * 100, chance=sub["chance"] * 100)  # in %, like the tables
     sns.barplot(sub, x="group", y="accuracy", hue="model", order=dims,
                 hue_order=[m for m in order if m in set(sub.model)], ax=ax)
     chance = sub.groupby("group")["chance"].mean()
     for i, d in enumerate(dims):
         ax.hlines(chance[d], i - 0.45, i + 0.45, colors="red", linestyles="--",
                   label="chance" if i == 0 else None)
-    ax.set(xlabel="dimension", ylabel="accuracy", ylim=(0, 1),
+    ax.set(xlabel="dimension", ylabel="accuracy (%)", ylim=(0, 100),
            title=_title("Objective-question accuracy by dimension", labels))
     ax.legend(fontsize=8)
     return _save(fig, out, "objective_by_dimension")

@@ -28,7 +28,7 @@ import pandas as pd
 from dicrepro.atomic import read_jsonl, write_text_atomic
 from dicrepro.evaluate.metrics import format_improvement
 from dicrepro.paths import resolve
-from dicrepro.report.tables import STAGE_ORDER, _as_percent, load_meta, model_order, standin_labels
+from dicrepro.report.tables import STAGE_ORDER, load_meta, model_order, standin_labels
 
 log = logging.getLogger(__name__)
 
@@ -163,13 +163,7 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None) -> tupl
     for p in tables:
         text = p.read_text(encoding="utf-8").strip()
         md.extend([text, ""])
-        csv = p.with_suffix(".csv")
-        df = _read_csv(csv)
-        head = text.splitlines()[0].strip("*") if text.startswith("**") else p.stem
-        if df is not None:
-            h.append(f"<p><b>{html.escape(head)}</b></p>" + _percent_html(df))
-        else:
-            h.append(f"<pre>{html.escape(text)}</pre>")
+        h.append(_markdown_table_html(text))
 
     section("This run beside the paper")
     comp = paper_comparison(run_dir)
@@ -234,5 +228,20 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None) -> tupl
     return md_path, html_path
 
 
-def _percent_html(df: pd.DataFrame) -> str:
-    return _as_percent(df).to_html(index=False, float_format=lambda v: f"{v:.1f}", border=0, classes="t")
+def _markdown_table_html(text: str) -> str:
+    """A results/*.md (bold caption, one pipe table, notes) as HTML with the very cells the Markdown shows:
+    one rendering of every number (percent, CIDEr-D on its own scale), not a second one from the CSV."""
+    lines = text.splitlines()
+    rows = [ln for ln in lines if ln.startswith("|")]
+    if len(rows) < 2:
+        return f"<pre>{html.escape(text)}</pre>"
+    other = [ln.strip() for ln in lines if not ln.startswith("|") and ln.strip()]
+    cells = [[c.strip() for c in ln.strip().strip("|").split("|")] for ln in rows]
+    head, body = cells[0], cells[2:]  # cells[1] is the |:---|---:| rule
+    caption = [ln for ln in other[:1] if ln.startswith("**")]
+    out = [f"<p><b>{html.escape(ln.strip('*'))}</b></p>" for ln in caption]
+    out.append("<table class='t'><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in head) + "</tr>"
+               + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in body)
+               + "</table>")
+    out += [f"<p>{html.escape(ln)}</p>" for ln in other[len(caption):]]
+    return "".join(out)

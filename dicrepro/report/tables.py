@@ -3,6 +3,10 @@
 Inputs (written by the evaluate step): ``RUN/results/caption_scores.csv``, ``objective_scores.csv`` (optional)
 and ``meta.json``. Outputs, under ``RUN/results/``: ``main_table.{csv,md,tex}`` (every model, overall
 scores) and ``stage_ablation.{csv,md,tex}`` (base -> stage 1 -> 2 -> 3 with the gain over the base).
+
+Units: the CSVs hold fractions 0-1, Markdown and LaTeX percent 0-100 (one decimal), except CIDEr-D, which is
+on pycocoevalcap's scale (0-10) everywhere, shown with three decimals (:func:`shown_table`). Each metric has
+one name, :data:`dicrepro.evaluate.metrics.METRIC_NAMES`.
 """
 
 from __future__ import annotations
@@ -14,17 +18,16 @@ from pathlib import Path
 import pandas as pd
 
 from dicrepro.atomic import write_text_atomic
-from dicrepro.evaluate.metrics import METRIC_KEYS, format_improvement
+from dicrepro.evaluate.metrics import METRIC_KEYS, METRIC_NAMES, RAW_SCALE_KEYS, format_improvement
 from dicrepro.report.ci_tables import write_ci_tables
 
 log = logging.getLogger(__name__)
 
 STAGE_ORDER = ("base", "stage1", "stage2", "stage3")
-METRIC_LABELS = {"bleu1": "BLEU-1", "bleu2": "BLEU-2", "bleu3": "BLEU-3", "bleu4": "BLEU-4",
-                 "meteor": "METEOR", "rougeL": "ROUGE-L", "cider": "CIDEr-D/10"}
-BLEU_NOTE = ("Scores in %. BLEU: corpus-level BLEU on words (nltk, method1 smoothing; Chinese segmented with "
-             "jieba), not character BLEU. CIDEr-D is divided by 10. Objective accuracy: unparsed answers count "
-             "as wrong.")
+METRIC_LABELS = METRIC_NAMES  # one name per metric, from the CLI to the figures
+SCALE_NOTE = "Scores in % except CIDEr-D, which is on pycocoevalcap's scale (0-10)."
+BLEU_NOTE = (f"{SCALE_NOTE} BLEU: corpus-level BLEU on words (nltk, method1 smoothing; Chinese segmented with "
+             "jieba), not character BLEU. Objective accuracy: unparsed answers count as wrong.")
 
 
 def load_meta(run_dir: str | Path) -> dict:
@@ -93,7 +96,7 @@ def read_type_scores(run_dir: str | Path) -> pd.DataFrame | None:
     return pd.read_csv(p) if p.exists() else None
 
 
-BLIND_SCORES = (("bleu4", "BLEU-4"), ("meteor", "METEOR"), ("rougeL", "ROUGE-L"), ("cider", "CIDEr-D/10"),
+BLIND_SCORES = (*((k, METRIC_NAMES[k]) for k in ("bleu4", "meteor", "rougeL", "cider")),
                 ("type_captions", "Type accuracy (captions)"), ("accuracy", "Objective accuracy"),
                 ("type_objective", "Type accuracy (VQA)"), ("faithfulness", "Faithfulness (graph)"))
 BLIND_NOTE = ("blind-blank: every image replaced by a white one of the same size; blind-shuffled: each item "
@@ -154,23 +157,57 @@ def ablation_table(run_dir: str | Path) -> pd.DataFrame:
     return t.reset_index()
 
 
-def _as_percent(df: pd.DataFrame) -> pd.DataFrame:
+# Fractions shown in percent; a raw-scale key (CIDEr-D) is shown as it is, wherever it stands.
+PERCENT_COLUMNS = (*(k for k in METRIC_KEYS if k not in RAW_SCALE_KEYS), "accuracy", "chance", "type_accuracy",
+                   "type_accuracy_vqa")
+ROW_SCORE_COLUMNS = ("image", "blind-blank", "blind-shuffled", "gain")  # the blind table: "score" names the row
+COUNT_COLUMNS = ("n", "n_captions", "unparsed")
+RAW_DIGITS = 3  # CIDEr-D to three decimals: a weak model's 0.012 must not print as 0.0
+COLUMN_NAMES = {**METRIC_LABELS, "accuracy": "Accuracy", "chance": "Chance", "type_accuracy": "Type acc.",
+                "type_accuracy_vqa": "Type acc. (VQA)", "image": "With image", "gain": "Gain"}
+
+
+def _text(value, scale: float, digits: int) -> str:
+    v = pd.to_numeric(value, errors="coerce")
+    return "-" if pd.isna(v) else f"{v * scale:.{digits}f}"
+
+
+def shown_table(df: pd.DataFrame) -> pd.DataFrame:
+    """A results table (fractions; CIDEr-D raw) as every table shows it: display names, and cells as text,
+    percent with one decimal, CIDEr-D on its own scale with :data:`RAW_DIGITS`, '-' where not recorded."""
     out = df.copy()
-    for c in (*METRIC_KEYS, "accuracy", "chance", "type_accuracy", "type_accuracy_vqa", "image", "blind-blank",
-              "blind-shuffled", "gain"):
-        if c in out:  # an empty cell (a CSV read with keep_default_na=False) is a score not recorded: NaN
-            out[c] = (pd.to_numeric(out[c], errors="coerce") * 100).round(1)
-    return out.rename(columns={**METRIC_LABELS, "accuracy": "Accuracy", "chance": "Chance",
-                               "type_accuracy": "Type acc.", "type_accuracy_vqa": "Type acc. (VQA)",
-                               "image": "With image", "gain": "Gain"})
+    raw_names = {METRIC_NAMES[k] for k in RAW_SCALE_KEYS} | set(RAW_SCALE_KEYS)
+    raw_row = out["score"].isin(raw_names) if "score" in out else pd.Series(False, index=out.index)
+    for c in out.columns:
+        if c in RAW_SCALE_KEYS:
+            out[c] = [_text(v, 1, RAW_DIGITS) for v in out[c]]
+        elif c in PERCENT_COLUMNS or c in ROW_SCORE_COLUMNS:
+            out[c] = [_text(v, 1, RAW_DIGITS) if raw and c in ROW_SCORE_COLUMNS else _text(v, 100, 1)
+                      for v, raw in zip(out[c], raw_row)]
+        elif c in COUNT_COLUMNS:
+            out[c] = [_text(v, 1, 0) for v in out[c]]
+    return out.rename(columns=COLUMN_NAMES)
+
+
+def _numeric(column: str) -> bool:
+    return column in (*METRIC_KEYS, *PERCENT_COLUMNS, *ROW_SCORE_COLUMNS, *COUNT_COLUMNS)
+
+
+def render(df: pd.DataFrame) -> tuple[str, str, str]:
+    """(Markdown, LaTeX column format, LaTeX-ready frame) of :func:`shown_table`: numbers right-aligned,
+    the cells' text kept as it is (tabulate would re-read "0.012" as a number and reformat it)."""
+    shown = shown_table(df)
+    align = ["right" if _numeric(c) else "left" for c in df.columns]
+    md = shown.to_markdown(index=False, disable_numparse=True, colalign=align)
+    return md, "".join("r" if a == "right" else "l" for a in align), shown
 
 
 def _write(df: pd.DataFrame, stem: Path, title: str, labels: list[str], note: str = "") -> list[Path]:
     caption = title + (f" ({'; '.join(labels)})" if labels else "")
-    shown = _as_percent(df)
+    table, column_format, shown = render(df)
     notes = BLEU_NOTE + (f" {note}" if note else "")
-    md = f"**{caption}**\n\n{shown.to_markdown(index=False, floatfmt='.1f')}\n\n{notes}\n"
-    tex = shown.to_latex(index=False, float_format="%.1f", caption=caption + ". " + notes,
+    md = f"**{caption}**\n\n{table}\n\n{notes}\n"
+    tex = shown.to_latex(index=False, column_format=column_format, caption=caption + ". " + notes,
                          label=f"tab:{stem.name}", escape=True)
     paths = [stem.with_suffix(".csv"), stem.with_suffix(".md"), stem.with_suffix(".tex")]
     write_text_atomic(paths[0], df.to_csv(index=False, float_format="%.6f"))
