@@ -182,6 +182,51 @@ def test_a_diagram_renders_the_same_whatever_was_drawn_before():
     differ = [plans[i]["id"] for i in range(len(batch)) if len({run[i] for run in results}) > 1]
     assert not differ, f"{differ} gave different bytes in different orders"
 
+def test_the_fast_config_copy_changes_no_byte():
+    """mermaid.js is served with a faster copy of its configuration (dicrepro.diagrams.mermaid_js); the
+    same diagrams in every type, theme and the paper profile's realistic shapes (blocks, notes, activations,
+    nested subgraphs, composite states) must give the same PNG bytes and the same config as mermaid as shipped."""
+    from pathlib import Path
+
+    from dicrepro.data.synth import plan_sample, stage1_spec
+    from dicrepro.params import load_params
+
+    spec = stage1_spec(load_params(Path(__file__).resolve().parents[1] / "params" / "paper.yaml", need_model=False))
+    plans = [plan_sample(spec, i) for i in range(40)]
+    items = [(s, None) for s in EXAMPLES.values()]
+    items += [(s, {"theme": t}) for t, s in zip(["forest", "dark", "neutral", "base"] * 4, EXAMPLES.values())]
+    items += [(p["mermaid"], p["render_config"]) for p in plans]
+    configs = [{}, {"theme": "dark"}, {"theme": "base", "themeVariables": {"primaryColor": "#ff0000"}},
+               {"flowchart": {"curve": "linear"}, "sequence": {"mirrorActors": False}}]
+    got = {}
+    for fast in (True, False):
+        with MermaidRenderer(workers=2, progress=False, fast_config=fast) as r:
+            pngs = [x.png for x in r.render_batch(items)]
+
+            async def config_json():
+                slot = await r._slots.get()
+                try:
+                    return [await slot.page.evaluate(
+                        "(c) => { mermaid.initialize(c); return JSON.stringify(mermaid.mermaidAPI.getConfig()); }", c)
+                        for c in configs]
+                finally:
+                    r._slots.put_nowait(slot)
+
+            got[fast] = pngs, r._call(config_json()), r._mermaid_js
+    assert got[True][2] != got[False][2]  # the patch was applied to the pinned mermaid build
+    assert all(got[False][0]) and got[True][0] == got[False][0]
+    assert got[True][1] == got[False][1]
+
+
+def test_an_unknown_mermaid_build_is_served_unpatched(caplog):
+    from dicrepro.diagrams.mermaid_js import patched
+
+    js = b"var a=1;function assignWithDepth(e,t){return e}"
+    assert patched(js) == js and "unpatched" in caplog.text
+    real = mermaid_js_path().read_bytes()
+    assert patched(real) != real and patched(real).startswith(real[:1000])
+
+
 def test_theme_applies_to_one_diagram_only(renderer):
     src = EXAMPLES["flowchart"]
     plain, forest, after = renderer.render_batch([(src, None), (src, {"theme": "forest"}), (src, None)])

@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterable, Sequence
 from dicrepro.progress import tqdm
 
 from dicrepro.atomic import write_bytes_atomic
+from dicrepro.diagrams.mermaid_js import patched
 from dicrepro.paths import node_modules
 
 log = logging.getLogger(__name__)
@@ -274,11 +275,13 @@ class MermaidRenderer:
         min_zoom: smallest shrink factor applied to fit ``width``/``max_height``.
         progress: show a tqdm bar in :meth:`render_batch` (can be overridden per call).
         recycle_every: replace a page after this many renders, which bounds its memory on long runs.
+        fast_config: load mermaid.js with its configuration copies sped up (:mod:`dicrepro.diagrams.mermaid_js`,
+            the same pictures); False loads it exactly as shipped.
     """
 
     def __init__(self, workers: int | None = None, timeout_s: float = 20.0, width: int = 800,
                  scale: float = 1.0, *, max_height: int | None = None, min_zoom: float = 0.5,
-                 progress: bool = True, recycle_every: int = 500):
+                 progress: bool = True, recycle_every: int = 500, fast_config: bool = True):
         self.workers = int(workers or default_workers())
         if self.workers < 1 or timeout_s <= 0 or width < 50 or scale <= 0 or not 0 < min_zoom <= 1:
             raise ValueError(f"bad renderer settings: workers={workers} timeout_s={timeout_s} width={width} "
@@ -287,6 +290,8 @@ class MermaidRenderer:
         self.max_height = int(max_height or 2 * width)
         self.min_zoom, self.progress, self.recycle_every = float(min_zoom), progress, recycle_every
         self._mermaid_js = mermaid_js_path().read_bytes()
+        if fast_config:
+            self._mermaid_js = patched(self._mermaid_js)
         self._chromium = chromium_path()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
