@@ -1,56 +1,18 @@
 """Graph -> Mermaid text, one writer per diagram type, and the mermaid config of a sample.
 
-Every label goes through an escaper made for the grammar it lands in: quoted labels get ``"`` as an
-entity code, bare labels (sequence messages, state transitions, gantt tasks, timeline events...) get the
-characters that end a statement there (``:`` ``;`` ``#``) as Mermaid entity codes (``#58;`` ...), which
-mermaid.js decodes back before drawing. So the text drawn is exactly the label stored in the graph.
-Node ids are replaced by generated ones (``n0``, ``n1``...) so no graph id can collide with a keyword
-(``end``, ``graph``) or an arrow head (``o``, ``x``).
+The structural types (flowchart, block, architecture, sequence, state, class, er) are written here, the
+chart and plan types in :mod:`dicrepro.diagrams.mermaid_charts`; both escape every label with
+:mod:`dicrepro.diagrams.mermaid_text`, so the text mermaid.js draws is exactly the label in the graph.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
-from datetime import date, timedelta
 
 from dicrepro.diagrams.graph import Diagram, Node
-
-# Mermaid entity codes; '#' first so the codes themselves are not re-escaped (one regex pass anyway).
-_CODES = {"#": "#35;", '"': "#quot;", ":": "#58;", ";": "#59;", "<": "#lt;", ">": "#gt;", "\n": " ",
-          "{": "#123;", "}": "#125;", "[": "#91;", "]": "#93;", "|": "#124;", ",": "#44;", "%": "#37;",
-          "(": "#40;", ")": "#41;", "-": "#45;"}
-
-
-def esc(text: str, chars: str = '#"<>') -> str:
-    """``text`` with each character of ``chars`` (and newlines) replaced by its Mermaid entity code."""
-    chars = set(chars) | {"\n"}
-    return "".join(_CODES[c] if c in chars else c for c in str(text))
-
-
-def q(text: str) -> str:
-    """A double-quoted Mermaid string holding ``text`` verbatim."""
-    return f'"{esc(text)}"'
-
-
-def bare(text: str) -> str:
-    """``text`` for a bare, line-terminated label (messages, transitions, tasks, members)."""
-    return esc(text, '#"<>:;').strip() or "#32;"
-
-
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
-
-
-def _ids(d: Diagram) -> dict[str, str]:
-    return {n.id: f"n{i}" for i, n in enumerate(d.nodes)}
-
-
-def _frontmatter(d: Diagram) -> str:
-    if not d.meta.get("show_title", True) or not d.title:
-        return ""
-    return f"---\ntitle: {json.dumps(d.title, ensure_ascii=False)}\n---\n"
-
+from dicrepro.diagrams.mermaid_charts import WRITERS as CHART_WRITERS
+from dicrepro.diagrams.mermaid_text import IDENT, bare, esc, frontmatter, node_ids, q, two_lines
 
 # --- flowchart and block -----------------------------------------------------------------------------
 
@@ -66,16 +28,6 @@ DEFAULT_SHAPE = {"process": "rect", "default": "rect", "decision": "rhombus", "s
 ARROWS = {"solid": "-->", "dotted": "-.->", "thick": "==>"}
 
 
-def two_lines(escaped: str, on: bool, min_len: int = 22) -> str:
-    """An escaped label with ``<br/>`` at the space nearest its middle when ``on`` and it is long: drawn
-    over two lines, read back (``parse.decode``) as the same one-line label."""
-    if not on or len(escaped) < min_len or " " not in escaped:
-        return escaped
-    spaces = [i for i, c in enumerate(escaped) if c == " "]
-    k = min(spaces, key=lambda i: abs(i - len(escaped) / 2))
-    return escaped[:k] + "<br/>" + escaped[k + 1:]
-
-
 def _node_decl(n: Node, nid: str, shapes: dict[str, str], breaks: bool = False) -> str:
     shape = shapes.get(n.kind) or DEFAULT_SHAPE.get(n.kind, "rect")
     return nid + SHAPES[shape].format(two_lines(esc(n.label), breaks))
@@ -86,7 +38,7 @@ _CLASS_DEFS = {"decision": "fill:#fff4ce,stroke:#b58900", "terminal": "fill:#e6f
 
 
 def _flowchart(d: Diagram) -> str:
-    ids, shapes = _ids(d), d.meta.get("shapes", {})
+    ids, shapes = node_ids(d), d.meta.get("shapes", {})
     breaks = bool(d.meta.get("label_breaks"))
     lines = [f"flowchart {d.meta.get('direction', 'TD')}"]
     grouped = {m for g in d.groups for m in g.members}
@@ -125,7 +77,7 @@ def _flowchart(d: Diagram) -> str:
 
 
 def _block(d: Diagram) -> str:
-    ids, shapes = _ids(d), d.meta.get("shapes", {})
+    ids, shapes = node_ids(d), d.meta.get("shapes", {})
     lines = ["block-beta", f"  columns {int(d.meta.get('columns', 3))}"]
     lines += ["  " + _node_decl(n, ids[n.id], shapes) for n in d.nodes]
     for e in d.edges:
@@ -148,7 +100,7 @@ def _arch_label(label: str) -> str:
 
 
 def _architecture(d: Diagram) -> str:
-    ids = _ids(d)
+    ids = node_ids(d)
     lines = ["architecture-beta"]
     zone = {}
     for i, g in enumerate(d.groups):
@@ -172,7 +124,7 @@ _PHASE_COLORS = ("rgba(66,133,244,0.10)", "rgba(52,168,83,0.10)", "rgba(251,188,
 
 
 def _sequence(d: Diagram) -> str:
-    ids = _ids(d)
+    ids = node_ids(d)
     lines = ["sequenceDiagram"]
     if d.meta.get("autonumber"):
         lines.append("  autonumber")
@@ -235,7 +187,7 @@ def _seq_note(nt: dict, ids: dict[str, str], breaks: bool) -> str:
 # --- state -------------------------------------------------------------------------------------------
 
 def _state(d: Diagram) -> str:
-    ids = _ids(d)
+    ids = node_ids(d)
     lines = ["stateDiagram-v2"]
     if d.meta.get("direction"):
         lines.append(f"  direction {d.meta['direction']}")
@@ -277,7 +229,7 @@ CLASS_ARROWS = {"inheritance": "<|--", "composition": "*--", "aggregation": "o--
 
 
 def _class(d: Diagram) -> str:
-    ids = _ids(d)
+    ids = node_ids(d)
     lines = ["classDiagram"]
     if d.meta.get("direction"):
         lines.append(f"  direction {d.meta['direction']}")
@@ -302,7 +254,7 @@ _ER_CARD = re.compile(r"^(\|\||\|o|o\||\}o|o\{|\}\||\|\{)(--|\.\.)(\|\||\|o|o\||
 
 
 def _er(d: Diagram) -> str:
-    ids = _ids(d)
+    ids = node_ids(d)
     lines = ["erDiagram"]
     if d.meta.get("direction"):
         lines.append(f"  direction {d.meta['direction']}")
@@ -310,7 +262,7 @@ def _er(d: Diagram) -> str:
         lines.append(f"  {ids[n.id]}[{q(n.label)}] {{")
         for f in n.attrs.get("fields", []):
             typ, name, key = (list(f) + ["", ""])[:3]
-            if not (_IDENT.match(typ) and _IDENT.match(name)):
+            if not (IDENT.match(typ) and IDENT.match(name)):
                 raise ValueError(f"er entity {n.label!r}: field {f!r} needs identifier type and name")
             lines.append(f"    {typ} {name}{' ' + key if key else ''}")
         lines.append("  }")
@@ -322,141 +274,9 @@ def _er(d: Diagram) -> str:
     return "\n".join(lines)
 
 
-# --- charts and plans --------------------------------------------------------------------------------
-
-def _gantt(d: Diagram) -> str:
-    ids = _ids(d)
-    lines = ["gantt"]
-    if d.meta.get("show_title", True):
-        lines.append(f"  title {bare(d.title)}")
-    lines += ["  dateFormat YYYY-MM-DD", f"  axisFormat {d.meta.get('axis_format', '%m-%d')}"]
-    preds: dict[str, list[str]] = {}
-    for e in d.edges:
-        preds.setdefault(e.dst, []).append(ids[e.src])
-    grouped = [(g.label, g.members) for g in d.groups] or [("", [n.id for n in d.nodes])]
-    for label, members in grouped:
-        if label:
-            lines.append(f"  section {bare(label)}")
-        for m in members:
-            n = d.node(m)
-            when = f"after {' '.join(preds[m])}" if m in preds else n.attrs["start"]
-            lines.append(f"  {_gantt_task(n.label)} :{ids[m]}, {when}, {int(n.attrs['days'])}d")
-    return "\n".join(lines)
-
-
-def _gantt_task(label: str) -> str:
-    # gantt's lexer takes a line starting with "call" or "click" (any case) for a callback statement:
-    # "Call back customer" was a parse error. The first letter as an entity code draws the same text.
-    text = bare(label)
-    return f"#{ord(text[0])};{text[1:]}" if re.match(r"(?i)(call|click)\b", text) else text
-
-
-def _pie(d: Diagram) -> str:
-    lines = ["pie showData" if d.meta.get("show_data") else "pie"]
-    if d.meta.get("show_title", True):
-        lines.append(f"  title {bare(d.title)}")
-    lines += [f"  {q(n.label)} : {n.attrs['value']}" for n in d.nodes]
-    return "\n".join(lines)
-
-
-def _mindmap(d: Diagram) -> str:
-    ids = _ids(d)
-    children: dict[str, list[str]] = {}
-    for e in d.edges:
-        children.setdefault(e.src, []).append(e.dst)
-    shapes = d.meta.get("level_shapes", ["circle", "round", "rect"])
-    forms = {"circle": '(("{}"))', "round": '("{}")', "rect": '["{}"]', "hexagon": '{{{{"{}"}}}}',
-             "bang": '))"{}"((', "cloud": ')"{}"('}
-    lines = ["mindmap"]
-
-    def walk(nid: str, depth: int) -> None:
-        shape = shapes[min(depth, len(shapes) - 1)]
-        lines.append("  " * (depth + 1) + ids[nid] + forms[shape].format(esc(d.node(nid).label)))
-        for c in children.get(nid, []):
-            walk(c, depth + 1)
-
-    walk(d.nodes[0].id, 0)
-    return "\n".join(lines)
-
-
-def _timeline(d: Diagram) -> str:
-    lines = ["timeline"]
-    if d.meta.get("show_title", True):
-        lines.append(f"  title {bare(d.title)}")
-    for g in d.groups:
-        events = " : ".join(bare(d.node(m).label) for m in g.members)
-        lines.append(f"  {bare(g.label)} : {events}")
-    return "\n".join(lines)
-
-
-def _xychart(d: Diagram) -> str:
-    lines = ["xychart-beta" + (" horizontal" if d.meta.get("horizontal") else "")]
-    if d.meta.get("show_title", True):
-        lines.append(f"  title {q(d.title)}")
-    cats = ", ".join(q(n.label) for n in d.nodes)
-    x_label = f"{q(d.meta['x_label'])} " if d.meta.get("x_label") else ""
-    lines.append(f"  x-axis {x_label}[{cats}]")
-    values = [float(n.attrs["value"]) for n in d.nodes]
-    top = d.meta.get("y_max") or max(values) * 1.15 or 1
-    lines.append(f"  y-axis {q(d.meta.get('y_label', 'value'))} 0 --> {_num(top)}")
-    lines.append(f"  {d.meta.get('kind', 'bar')} [{', '.join(_num(v) for v in values)}]")
-    return "\n".join(lines)
-
-
-def _num(v: float) -> str:
-    v = round(float(v), 2)
-    return str(int(v)) if v.is_integer() else f"{v:.2f}".rstrip("0").rstrip(".")
-
-
-def _quadrant(d: Diagram) -> str:
-    lines = ["quadrantChart"]
-    if d.meta.get("show_title", True):
-        lines.append(f"  title {bare(d.title)}")
-    xa, ya = d.meta["x_axis"], d.meta["y_axis"]
-    lines.append(f"  x-axis {q(xa[0])} --> {q(xa[1])}")
-    lines.append(f"  y-axis {q(ya[0])} --> {q(ya[1])}")
-    lines += [f"  quadrant-{i + 1} {q(name)}" for i, name in enumerate(d.meta["quadrants"][:4])]
-    lines += [f"  {q(n.label)}: [{n.attrs['x']:.2f}, {n.attrs['y']:.2f}]" for n in d.nodes]
-    return "\n".join(lines)
-
-
-REQ_TYPES = ("requirement", "functionalRequirement", "interfaceRequirement", "performanceRequirement",
-             "physicalRequirement", "designConstraint")
-
-
-def _requirement(d: Diagram) -> str:
-    lines = ["requirementDiagram"]
-    if d.meta.get("direction"):
-        lines.append(f"  direction {d.meta['direction']}")
-    for n in d.nodes:
-        if n.kind == "requirement":
-            rtype = n.attrs.get("req_type", "requirement")
-            lines += [f"  {rtype} {q(n.label)} {{", f"    id: {q(n.attrs.get('req_id', n.id))}",
-                      f"    text: {q(n.attrs.get('text', n.label))}",
-                      f"    risk: {str(n.attrs.get('risk', 'Medium')).lower()}",
-                      f"    verifymethod: {str(n.attrs.get('verify_method', 'Test')).lower()}", "  }"]
-        else:
-            lines += [f"  element {q(n.label)} {{", f"    type: {q(n.attrs.get('type', 'element'))}", "  }"]
-    for e in d.edges:
-        lines.append(f"  {q(d.label_of(e.src))} - {e.kind} -> {q(d.label_of(e.dst))}")
-    return "\n".join(lines)
-
-
-def _packet(d: Diagram) -> str:
-    lines = ["packet-beta"]
-    if d.meta.get("show_title", True):
-        lines.append(f"  title {bare(d.title)}")
-    for n in d.nodes:
-        s, e = int(n.attrs["start"]), int(n.attrs["end"])
-        lines.append(f"  {s}{'' if s == e else f'-{e}'}: {q(n.label)}")
-    return "\n".join(lines)
-
-
 WRITERS: dict[str, Callable[[Diagram], str]] = {
     "flowchart": _flowchart, "sequence": _sequence, "state": _state, "class": _class, "er": _er,
-    "gantt": _gantt, "pie": _pie, "mindmap": _mindmap, "timeline": _timeline, "block": _block,
-    "architecture": _architecture, "xychart": _xychart, "quadrant": _quadrant, "requirement": _requirement,
-    "packet": _packet,
+    "block": _block, "architecture": _architecture, **CHART_WRITERS,
 }
 # Types whose grammar has its own title line; the rest get a YAML front-matter title.
 _OWN_TITLE = {"gantt", "pie", "timeline", "xychart", "quadrant", "packet"}
@@ -470,7 +290,7 @@ def to_mermaid(d: Diagram) -> str:
         raise ValueError(f"no Mermaid writer for diagram type {d.diagram_type!r}; "
                          f"supported: {sorted(WRITERS)}") from None
     body = writer(d)
-    head = "" if d.diagram_type in _OWN_TITLE else _frontmatter(d)
+    head = "" if d.diagram_type in _OWN_TITLE else frontmatter(d)
     return head + body + "\n"
 
 
@@ -486,15 +306,3 @@ def render_config(d: Diagram) -> dict:
     if d.diagram_type == "sequence":
         cfg["sequence"] = {"mirrorActors": bool(d.meta.get("mirror_actors", False))}
     return cfg
-
-
-def gantt_dates(start: str, days: list[int], preds: list[list[int]]) -> list[str]:
-    """Start dates (YYYY-MM-DD) of tasks given durations and predecessor indices (each after all preds)."""
-    t0 = date.fromisoformat(start)
-    ends: list[date] = []
-    starts: list[str] = []
-    for dur, ps in zip(days, preds):
-        s = max((ends[p] for p in ps), default=t0)
-        starts.append(s.isoformat())
-        ends.append(s + timedelta(days=int(dur)))
-    return starts

@@ -7,7 +7,7 @@ import random
 from datetime import date, timedelta
 
 from dicrepro.diagrams.graph import Diagram, Edge, Group, Node
-from dicrepro.diagrams.mermaid import gantt_dates
+from dicrepro.diagrams.mermaid_charts import gantt_dates
 from dicrepro.diagrams.sample_structure import _diagram, ent_label, pick
 
 
