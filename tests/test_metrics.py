@@ -64,6 +64,20 @@ def test_meteor_equals_nltk_with_debian_wordnet():
         metrics.score_meteor(["the link is fast"], ["the link is xyzzy"])[0] + 0.2
 
 
+def test_meteor_written_out_equals_nltk_on_many_pairs():
+    """dicrepro.evaluate.meteor (memoised stems and synonyms) gives nltk's meteor_score on English and
+    Chinese pairs with repeated words, stems ("routers"/"router"), synonyms ("fast"/"quick") and empty sides."""
+    wn = metrics.wordnet_reader()
+    refs, preds = many_pairs(200)
+    rt, pt = toks(refs), toks(preds)
+    rt += [["the", "link", "is", "fast", "and", "the", "routers", "send", "the", "request"], [], ["a"]]
+    pt += [["the", "quick", "link", "routing", "the", "router", "sends", "requests", "the"], ["a"], []]
+    want = [meteor_score([r], p, preprocess=str, wordnet=wn) for r, p in zip(rt, pt)]
+    got = metrics._meteor_items(rt, pt)
+    assert got == pytest.approx(want, abs=1e-12)
+    assert got[-3] > 0.5 and any(0 < x < 1 for x in got[::5])  # synonyms and stems matched; zh scored
+
+
 def test_rougeL_equals_rouge_score_rougescorer():
     scorer = RougeScorer(["rougeL"], tokenizer=RougeTokenizer())
     refs, preds = REFS + ["用户设备向AMF发送注册请求"], PREDS + ["用户设备发送注册请求给AMF"]

@@ -16,8 +16,9 @@ the maintained libraries themselves, fed with our tokens:
   only changes a score whose corpus holds no matching n-gram of some order; per item: sentence BLEU-4
   with the same smoothing.
 - **METEOR**: ``nltk.translate.meteor_score.meteor_score`` (exact, Porter-stem and WordNet-synonym
-  matches) with WordNet 3.0 read from Debian's ``wordnet-base`` (see :func:`wordnet_reader`); corpus score =
-  mean of the item scores (nltk has no corpus METEOR).
+  matches) with WordNet 3.0 read from Debian's ``wordnet-base`` (see :func:`wordnet_reader`), its passes
+  written out with memoised stems and synonyms (:mod:`dicrepro.evaluate.meteor`; equal to nltk, tests);
+  corpus score = mean of the item scores (nltk has no corpus METEOR).
 - **ROUGE-L**: rouge-score's ROUGE-L F-measure (``RougeScorer(["rougeL"])``) on our tokens (its own
   tokenizer drops every non-ASCII character, hence Chinese), LCS length from rapidfuzz for speed;
   corpus = mean of items.
@@ -49,6 +50,7 @@ from pathlib import Path
 from dicrepro.atomic import write_bytes_atomic, write_text_atomic
 from dicrepro.evaluate import ngrams
 from dicrepro.evaluate.answers import is_correct
+from dicrepro.evaluate.meteor import meteor
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +202,27 @@ def _meteor_resources():
     return _CachedPorter(), _CachedSynsets(wordnet_reader())
 
 
+_ALL_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+
+
+@functools.lru_cache(maxsize=200_000)
+def _synonyms(word: str) -> frozenset[str]:
+    """What nltk's METEOR lets ``word`` match in its WordNet pass: the lemma names (without "_") of its
+    synsets, and itself. (A Chinese word has no synset in WordNet: not looked up.)"""
+    if _ALL_CJK.fullmatch(word):
+        return frozenset((word,))
+    _, wn = _meteor_resources()
+    return frozenset(lemma.name() for synset in wn.synsets(word) for lemma in synset.lemmas()
+                     if lemma.name().find("_") < 0) | {word}
+
+
+@functools.lru_cache(maxsize=200_000)
+def _stem(word: str) -> str:
+    """The Porter stem nltk's METEOR matches on. (Porter's rules remove English suffixes: a Chinese word is
+    its own stem, as nltk's PorterStemmer returns it.)"""
+    return word if _ALL_CJK.fullmatch(word) else _meteor_resources()[0].stem(word)
+
+
 # --- the metrics --------------------------------------------------------------------------------------
 
 def _bleu(refs, preds, langs, weights, per_item=True):
@@ -235,15 +258,15 @@ score_bleu1, score_bleu2, score_bleu3, score_bleu4 = (_bleu_n(n) for n in (1, 2,
 
 
 def _meteor_items(rt, pt) -> list[float]:
-    from nltk.translate.meteor_score import meteor_score
-
-    stemmer, wn = _meteor_resources()
-    # preprocess=identity: our tokens are already lower-cased
-    return [meteor_score([r], p, preprocess=str, stemmer=stemmer, wordnet=wn) for r, p in zip(rt, pt)]
+    # nltk's single_meteor_score with preprocess=identity (our tokens are lower-cased already), each word's
+    # stem and synonyms memoised (dicrepro.evaluate.meteor)
+    return [meteor(r, p, _stem, _synonyms) for r, p in zip(rt, pt)]
 
 
 def score_meteor(refs: list[str], preds: list[str], langs=None) -> tuple[float, list[float]]:
-    """nltk METEOR per item (WordNet from Debian); corpus = mean of the items."""
+    """nltk METEOR per item (WordNet from Debian), through :func:`dicrepro.evaluate.meteor.meteor` (nltk's
+    passes and formula with memoised stems and synonyms; equal to nltk's ``meteor_score``, tests); corpus =
+    mean of the items."""
     items = _meteor_items(*_tokens(refs, preds, langs))
     return math.fsum(items) / len(items), items
 

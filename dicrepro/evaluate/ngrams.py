@@ -25,56 +25,53 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from scipy import sparse
 
 
 def encode(corpora: Sequence[Sequence[Sequence[str]]]) -> list[list[np.ndarray]]:
     """Token ids (int64 arrays) of several tokenised corpora, one vocabulary for all of them."""
-    vocab: dict[str, int] = {}
-    get = vocab.setdefault
-    return [[np.fromiter((get(t, len(vocab)) for t in doc), dtype=np.int64, count=len(doc)) for doc in corpus]
-            for corpus in corpora]
+    flat = [t for corpus in corpora for doc in corpus for t in doc]
+    # pandas' hash table in C gives each distinct token its id, in order of first appearance
+    ids = pd.factorize(pd.Series(flat, dtype=object), sort=False)[0].astype(np.int64) if flat else np.zeros(0, np.int64)
+    out, pos = [], 0
+    for corpus in corpora:
+        docs = []
+        for doc in corpus:
+            docs.append(ids[pos:pos + len(doc)])
+            pos += len(doc)
+        out.append(docs)
+    return out
 
 
 def count_matrices(docs_by_corpus: list[list[np.ndarray]], n: int = 4) -> list[list[sparse.csr_matrix]]:
     """For each corpus, for k = 1..n, the (items x n-grams) count matrix; the column of an n-gram is the
-    same in every corpus, so matrices of one order can be compared elementwise."""
-    lengths = [np.array([len(d) for d in docs], dtype=np.int64) for docs in docs_by_corpus]
-    flat = np.concatenate([np.concatenate(docs) if len(docs) and sum(map(len, docs)) else np.zeros(0, np.int64)
-                           for docs in docs_by_corpus])
-    vmax = int(flat.max()) + 1 if flat.size else 1
+    same in every corpus, so matrices of one order can be compared elementwise.
+
+    Every k-gram gets an id from its (k-1)-gram's id and its last token (one int64 key, whatever the
+    vocabulary's size), so each order costs one ``np.unique`` over the corpus."""
+    sizes = [sum(len(d) for d in docs) for docs in docs_by_corpus]
+    lengths = np.array([len(d) for docs in docs_by_corpus for d in docs], dtype=np.int64)
+    tokens = np.concatenate([d for docs in docs_by_corpus for d in docs]) if sum(sizes) else np.zeros(0, np.int64)
+    doc_of = np.repeat(np.arange(lengths.size), lengths)  # global doc number of each position
+    first_doc = np.cumsum([0] + [len(docs) for docs in docs_by_corpus])
+    corpus_of = np.searchsorted(first_doc, doc_of, side="right") - 1
+    ends = np.cumsum(lengths)[doc_of] if tokens.size else np.zeros(0, np.int64)  # where each position's doc ends
+    vmax = int(tokens.max()) + 1 if tokens.size else 1
     out: list[list[sparse.csr_matrix]] = [[] for _ in docs_by_corpus]
+    pos = np.arange(tokens.size)
+    ids = tokens  # ids of the k-grams starting at pos (k = 1: the tokens)
     for k in range(1, n + 1):
-        keys, owners, corpus_of = [], [], []
+        if k > 1:
+            ok = pos + k <= ends[pos]  # the k-gram starting there stays inside its doc
+            pos = pos[ok]
+            ids = pd.factorize(ids[ok] * vmax + tokens[pos + k - 1])[0].astype(np.int64)  # (hashing: no sort)
+        width = int(ids.max()) + 1 if ids.size else 0
+        owner, corp = doc_of[pos], corpus_of[pos]
         for c, docs in enumerate(docs_by_corpus):
-            ln = lengths[c]
-            if not len(docs):
-                keys.append(np.zeros((0, k), np.int64))
-                owners.append(np.zeros(0, np.int64))
-                corpus_of.append(np.zeros(0, np.int64))
-                continue
-            tokens = np.concatenate(docs) if ln.sum() else np.zeros(0, np.int64)
-            starts = np.concatenate([[0], np.cumsum(ln)[:-1]])
-            # an n-gram starting at i belongs to doc d when i + k <= start_d + len_d
-            doc_of = np.repeat(np.arange(len(docs)), ln)
-            ok = np.arange(tokens.size) + k <= (starts + ln)[doc_of] if tokens.size else np.zeros(0, bool)
-            idx = np.nonzero(ok)[0]
-            keys.append(np.stack([tokens[idx + j] for j in range(k)], axis=1) if idx.size else np.zeros((0, k), np.int64))
-            owners.append(doc_of[idx])
-            corpus_of.append(np.full(idx.size, c, np.int64))
-        allkeys = np.concatenate(keys)
-        if vmax ** k < 2 ** 62:  # one int64 per n-gram: fast unique
-            packed = np.zeros(len(allkeys), np.int64)
-            for j in range(k):
-                packed = packed * vmax + allkeys[:, j]
-            cols = np.unique(packed, return_inverse=True)[1] if packed.size else packed
-        else:
-            cols = np.unique(allkeys, axis=0, return_inverse=True)[1].ravel() if allkeys.size else np.zeros(0, np.int64)
-        width = int(cols.max()) + 1 if cols.size else 0
-        corpus_all, owner_all = np.concatenate(corpus_of), np.concatenate(owners)
-        for c, docs in enumerate(docs_by_corpus):
-            sel = corpus_all == c
-            m = sparse.coo_matrix((np.ones(int(sel.sum())), (owner_all[sel], cols[sel])), shape=(len(docs), width))
+            sel = corp == c
+            m = sparse.coo_matrix((np.ones(int(sel.sum())), (owner[sel] - first_doc[c], ids[sel])),
+                                  shape=(len(docs), width))
             out[c].append(m.tocsr())  # duplicates are summed: counts
     return out
 
@@ -156,7 +153,8 @@ def cider_d_from_counts(c: NgramCounts, sigma: float = 6.0) -> tuple[float, list
     return float(np.mean(scores)), [float(s) for s in scores]
 
 
-def cider_d(refs: Sequence[Sequence[str]], hyps: Sequence[Sequence[str]], sigma: float = 6.0) -> tuple[float, list[float]]:
+def cider_d(refs: Sequence[Sequence[str]], hyps: Sequence[Sequence[str]],
+            sigma: float = 6.0) -> tuple[float, list[float]]:
     """pycocoevalcap CIDEr-D (0..10) of tokenised captions, one reference per item, idf over these items:
     ``(corpus mean, per-item scores)``."""
     return cider_d_from_counts(count(refs, hyps, 4), sigma)

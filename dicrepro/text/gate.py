@@ -28,6 +28,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import chain
 
 from dicrepro.diagrams.graph import Diagram
 from dicrepro.diagrams.knowledge import lexicon
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 _HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _LATIN = "0-9a-z\u00c0-\u024f"
 _SPACE_NEAR_HAN = re.compile(rf"(?<=[{_HAN}]) +| +(?=[{_HAN}])")
+_ANY_HAN = re.compile(rf"[{_HAN}]")
 
 
 @dataclass
@@ -53,13 +55,27 @@ class GateResult:
     reasons: list[str] = field(default_factory=list)
 
 
+class _SpaceOutTable(dict):
+    """``str.translate`` table: punctuation (P*), symbols (S*), separators (Z*) and controls (C*) become a
+    space, every other character stays; each character's category is looked up once per process."""
+
+    def __missing__(self, code: int) -> str:
+        c = chr(code)
+        out = self[code] = " " if unicodedata.category(c)[0] in "PSZC" else c
+        return out
+
+
+_SPACE_OUT = _SpaceOutTable()
+
+
 def normalize(text: str) -> str:
     """Matching form of a text or label: NFKC, case-folded, punctuation as spaces, tidy spacing."""
     s = unicodedata.normalize("NFKC", text).casefold()
     # Punctuation (P*) and symbols (S*) become spaces: "“RRC_IDLE”" and "RRC IDLE" read the same.
-    s = "".join(" " if unicodedata.category(c)[0] in "PSZC" else c for c in s)
+    # (One C-level translate instead of a category lookup per character: texts are scored by the thousand.)
+    s = s.translate(_SPACE_OUT)
     s = " ".join(s.split())
-    return _SPACE_NEAR_HAN.sub("", s)
+    return _SPACE_NEAR_HAN.sub("", s) if _ANY_HAN.search(s) else s
 
 
 @functools.lru_cache(maxsize=65536)
@@ -70,10 +86,26 @@ def _pattern(norm_label: str) -> re.Pattern:
     return re.compile(head + re.escape(norm_label) + tail)
 
 
+def _latin(c: str) -> bool:
+    return "0" <= c <= "9" or "a" <= c <= "z" or "\u00c0" <= c <= "\u024f"  # the class _LATIN
+
+
 def _spans(norm_label: str, norm_text: str) -> list[tuple[int, int]]:
-    if not norm_label or norm_label not in norm_text:  # cheap pre-filter before the regex
+    """Where ``_pattern(norm_label)`` matches (left to right, not overlapping), found with ``str.find``
+    and a look at the character on each side: no regex to compile for each of thousands of labels."""
+    if not norm_label or norm_label not in norm_text:
         return []
-    return [m.span() for m in _pattern(norm_label).finditer(norm_text)]
+    n, end = len(norm_label), len(norm_text)
+    head, tail = _latin(norm_label[0]), _latin(norm_label[-1])
+    out = []
+    i = norm_text.find(norm_label)
+    while i >= 0:
+        if (head and i > 0 and _latin(norm_text[i - 1])) or (tail and i + n < end and _latin(norm_text[i + n])):
+            i = norm_text.find(norm_label, i + 1)
+        else:
+            out.append((i, i + n))
+            i = norm_text.find(norm_label, i + n)
+    return out
 
 
 def _contains(norm_haystack: str, norm_needle: str) -> bool:
@@ -192,6 +224,87 @@ def _normalized(entries: tuple) -> tuple[tuple[str, str], ...]:
     return tuple((e, n) for e, n in pairs if n)
 
 
+_LATIN_RUN = re.compile(rf"[{_LATIN}]+")
+_TWO_WORDS = re.compile(rf"([{_LATIN}]+) ([{_LATIN}]+)")  # an entry's first two words
+_WORD_PAIRS = re.compile(rf"(?<![{_LATIN}])([{_LATIN}]+) (?=([{_LATIN}]+))")  # a text's words side by side
+_LATIN_TEXT = re.compile(rf"[{_LATIN}]+(?: [{_LATIN}]+)*")
+
+
+@functools.lru_cache(maxsize=8)
+def _build_lexicon_index(entries: tuple):
+    """(entries normalised, positions by first words, positions by first two characters, first characters
+    of those). An entry that starts with a Latin letter or digit is named only from the start of a word,
+    and then that word *is* its own first word (the match ends where the entry's first word does), and
+    the text's next word its second, when the entry has one after a space; any other entry (Chinese) is
+    looked up by its first two characters (a one-character entry: its character)."""
+    pairs = _normalized(entries)
+    by_word: dict[str | tuple[str, str], list[int]] = {}
+    by_head: dict[str, list[int]] = {}
+    for i, (_, ne) in enumerate(pairs):
+        m = _TWO_WORDS.match(ne) or _LATIN_RUN.match(ne)
+        if m:  # "registration request" by ("registration", "request"): named where those two words stand
+            by_word.setdefault(m.groups() or m.group(), []).append(i)
+        else:
+            by_head.setdefault(ne[:2], []).append(i)
+    return pairs, by_word, by_head, frozenset(h[0] for h in by_head)
+
+
+_LAST_INDEX: list = [None]  # (entries, index) of the last call: the same tuple, again and again
+
+
+def _lexicon_index(entries: tuple):
+    # Looking a tuple of thousands of entries up in an lru_cache hashes and compares all of them on each
+    # call; the default lexicon is one tuple object, recognised by identity.
+    last = _LAST_INDEX[0]
+    if last is not None and last[0] is entries:
+        return last[1]
+    index = _build_lexicon_index(entries)
+    _LAST_INDEX[0] = (entries, index)
+    return index
+
+
+def lexicon_hits(norm_text: str, entries: tuple) -> list[tuple[str, str]]:
+    """The ``(entry, normalised entry)`` pairs of ``entries`` that ``norm_text`` names (on word
+    boundaries, as the gate matches), in lexicon order: ``[(e, n) for e, n in _normalized(entries) if
+    _spans(n, norm_text)]``, asked only of the entries whose first word or characters the text holds."""
+    pairs, by_word, by_head, head_chars = _lexicon_index(entries)
+    cand: set[int] = set()
+    if _LATIN_TEXT.fullmatch(norm_text):  # words and single spaces only (English): split, no regex
+        words = norm_text.split(" ")
+        named = set(words) | set(zip(words, words[1:]))
+    else:
+        named = set(_LATIN_RUN.findall(norm_text)) | set(_WORD_PAIRS.findall(norm_text))
+    cand.update(chain.from_iterable(map(by_word.__getitem__, named & by_word.keys())))
+    chars = set(norm_text)
+    if chars & head_chars:  # (an English text holds no Chinese character: nothing to look up)
+        heads = chars | set(map("".join, zip(norm_text, norm_text[1:])))
+        cand.update(chain.from_iterable(map(by_head.__getitem__, heads & by_head.keys())))
+    return [pairs[i] for i in sorted(cand) if pairs[i][1] in norm_text and _spans(pairs[i][1], norm_text)]
+
+
+def invented_labels(norm_text: str, allowed: list[str], lexicon: Iterable[str] | None = None,
+                    contained: dict[str, bool] | None = None) -> list[str]:
+    """Lexicon entries (default :func:`default_lexicon`) that ``norm_text`` names (on word boundaries) but
+    no string of the diagram (``allowed``, normalised) holds; the longest of overlapping ones. ``contained``
+    remembers per entry whether ``allowed`` holds it: a caller scoring many texts against one diagram
+    passes the same dict each time."""
+    invented: list[tuple[str, str]] = []  # (entry, its normal form)
+    for entry, ne in lexicon_hits(norm_text, default_lexicon() if lexicon is None else tuple(lexicon)):
+        inside = contained.get(ne) if contained is not None else None
+        if inside is None:
+            inside = any(_contains(a, ne) for a in allowed)
+            if contained is not None:
+                contained[ne] = inside
+        if not inside:
+            invented.append((entry, ne))
+    # "SMF selection" and "SMF" both invented: report the longest only, it explains the other.
+    # Entries that differ only in case or punctuation ("Retry up to 3 times", "retry up to 3 times") are one
+    # invention: compared by their normal form (they used to discard each other and none was reported).
+    invented = [(x, nx) for x, nx in invented
+                if not any(ny != nx and nx in ny and _contains(ny, nx) for _, ny in invented)]
+    return list({nx: x for x, nx in reversed(invented)}.values())[::-1]
+
+
 def _standalone(norm_label: str, norm_text: str, longer: list[str]) -> list[int]:
     """Start positions of the label that are not inside an occurrence of a longer diagram label."""
     spans = _spans(norm_label, norm_text)
@@ -247,18 +360,7 @@ def check_faithful(diagram: Diagram, text: str, *, lexicon: Iterable[str] | None
         missing = [lab for lab, nl in norm_labels.items() if nl and not positions(nl)]
         if missing:
             reasons.append("labels missing (each must appear verbatim): " + "; ".join(missing))
-    invented: list[str] = []
-    for entry, ne in _normalized(default_lexicon() if lexicon is None else tuple(lexicon)):
-        if ne not in norm_text or any(_contains(a, ne) for a in allowed):
-            continue
-        if _spans(ne, norm_text):
-            invented.append(entry)
-    # "SMF selection" and "SMF" both invented: report the longest only, it explains the other.
-    # Entries that differ only in case or punctuation ("Retry up to 3 times", "retry up to 3 times") are one
-    # invention: compared by their normal form (they used to discard each other and none was reported).
-    invented = [x for x in invented if not any(normalize(y) != normalize(x) and _contains(normalize(y), normalize(x))
-                                               for y in invented)]
-    invented = list({normalize(x): x for x in reversed(invented)}.values())[::-1]
+    invented = invented_labels(norm_text, allowed, lexicon)
     if invented:
         reasons.append("labels invented (not in the diagram): " + "; ".join(invented))
 
