@@ -10,8 +10,11 @@ one-off start-up (reported separately), and the projection for 7,000 diagrams in
     .venv/bin/python bench/render_throughput.py --n 7000     # the paper-scale run
     .venv/bin/python bench/render_throughput.py --mmd-dir some/folder   # your own .mmd files
     .venv/bin/python bench/render_throughput.py --realistic 60          # paper-profile diagrams (blocks, notes...)
+    .venv/bin/python bench/render_throughput.py --realistic 60 --as-shipped   # and mermaid.js as shipped
 
 Parsing (mermaid.js's parser on the same pages, :mod:`dicrepro.diagrams.parse`) is timed on the same batch.
+Both sides' CPU time per diagram is printed too (Linux ``/proc``: the renderer's processes by kind, mmdc's
+children through ``getrusage``): on a shared machine it says what each diagram costs, whatever the load.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -87,6 +92,34 @@ SOURCES = [
 ]
 
 
+def tree_cpu() -> dict[str, float]:
+    """CPU seconds used so far by this process and its live descendants, by kind: python, the Playwright
+    driver (node), and Chromium's processes by ``--type`` (browser, renderer, gpu-process...). Linux only."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parent, used, kind = {}, {}, {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            rest = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            args = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # gone meanwhile
+            continue
+        pid = int(d.name)
+        parent[pid], used[pid] = int(rest[1]), (int(rest[11]) + int(rest[12])) / tick
+        # Chromium's children rewrite their command line into one string: the --type is found in it
+        typ = re.search(r"--type=(\S+)", args)
+        kind[pid] = typ.group(1) if typ else Path(args.split(" ")[0]).name.replace("chromium", "browser")
+    out: dict[str, float] = {}
+    for pid in used:
+        p = pid
+        while p and p != os.getpid():
+            p = parent.get(p, 0)
+        if p:
+            out[kind[pid]] = out.get(kind[pid], 0.0) + used[pid]
+    return out
+
+
 def run_mmdc(sources: list[str], workers: int, width: int, scale: float, out: Path) -> tuple[float, list[str]]:
     """One mmdc process per diagram, ``workers`` at a time. Returns (seconds, errors)."""
     env = dict(os.environ, PUPPETEER_SKIP_DOWNLOAD="1")
@@ -106,6 +139,29 @@ def run_mmdc(sources: list[str], workers: int, width: int, scale: float, out: Pa
     return time.perf_counter() - t0, errors
 
 
+def compare_shipped(a, batch: list[str], pngs: list[bytes | None], res: dict) -> None:
+    """The renderer with and without the fast config copy (mermaid.js as shipped) on the same batch, in
+    alternating chunks (two browsers open, one working at a time) so that a changing load hits both alike."""
+    kw = dict(workers=a.workers, width=a.width, scale=a.scale, timeout_s=30, progress=False)
+    wall, cpu, out = {True: 0.0, False: 0.0}, {True: 0.0, False: 0.0}, {True: [], False: []}
+    step = max(1, len(batch) // 8)
+    with MermaidRenderer(**kw) as fast, MermaidRenderer(**kw, fast_config=False) as shipped:
+        for lo in range(0, len(batch), step):
+            for on, r in ((True, fast), (False, shipped)) if lo // step % 2 == 0 else ((False, shipped), (True, fast)):
+                c0, t0 = sum(tree_cpu().values()), time.perf_counter()
+                out[on] += [x.png for x in r.render_batch(batch[lo:lo + step])]
+                wall[on] += time.perf_counter() - t0
+                cpu[on] += sum(tree_cpu().values()) - c0
+    n = len(batch)
+    same = out[True] == out[False] == pngs
+    res.update(fast_alt_per_s=round(n / wall[True], 2), shipped_alt_per_s=round(n / wall[False], 2),
+               fast_alt_cpu_ms=round(cpu[True] / n * 1000, 1), shipped_alt_cpu_ms=round(cpu[False] / n * 1000, 1),
+               shipped_same_bytes=same)
+    print(f"fast config copy vs mermaid.js as shipped, alternating chunks of {step}: "
+          f"{n / wall[True]:.2f} vs {n / wall[False]:.2f} diagrams/s ({wall[False] / wall[True]:.2f}x), "
+          f"CPU {cpu[True] / n * 1000:.0f} vs {cpu[False] / n * 1000:.0f} ms per diagram; same PNG bytes: {same}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -119,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     ap.add_argument("--realistic", type=int, default=0, metavar="N",
                     help="use N diagrams of the paper profile's synthesis (params/paper.yaml: realism knobs on)")
+    ap.add_argument("--as-shipped", action="store_true",
+                    help="also time the renderer with mermaid.js as shipped (no fast config copy), same batch")
     a = ap.parse_args(argv)
 
     if a.realistic:
@@ -140,9 +198,10 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     with MermaidRenderer(workers=a.workers, width=a.width, scale=a.scale, timeout_s=30) as r:
         res["renderer_startup_s"] = round(time.perf_counter() - t0, 2)
-        t1 = time.perf_counter()
+        cpu0, t1 = tree_cpu(), time.perf_counter()
         results = r.render_batch(batch)
-        secs = time.perf_counter() - t1
+        secs, cpu1 = time.perf_counter() - t1, tree_cpu()
+        cpu = {k: (v - cpu0.get(k, 0.0)) / n * 1000 for k, v in cpu1.items() if v - cpu0.get(k, 0.0) > 0}
         from dicrepro.diagrams.parse import parse_mermaid
 
         t2 = time.perf_counter()
@@ -160,21 +219,29 @@ def main(argv: list[str] | None = None) -> int:
           f"7,000 diagrams: {res['projected_7000_min']:.1f} min")
     for f in sorted(set(failed))[:10]:
         print("  failed", f)
+    res["renderer_cpu_ms"] = {k: round(v, 1) for k, v in sorted(cpu.items(), key=lambda kv: -kv[1])}
+    print(f"  CPU per diagram: {sum(cpu.values()):.0f} ms (" + ", ".join(
+        f"{k} {v:.0f}" for k, v in res["renderer_cpu_ms"].items() if v >= 0.5) + ")")
     print(f"dicrepro parser (same pages, same batch): {n} diagrams in {psecs:.1f}s = {n / psecs:.2f} diagrams/s "
           f"({res['parse_failed']} failed)")
+    if a.as_shipped:
+        compare_shipped(a, batch, [x.png for x in results], res)
 
     if not a.skip_mmdc:
         if not MMDC.exists():
             ap.error(f"{MMDC} missing: run `make setup` (npm ci installs @mermaid-js/mermaid-cli)")
         m = a.mmdc_n or len(sources)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         with tempfile.TemporaryDirectory() as tmp:
             msecs, errors = run_mmdc([sources[i % len(sources)] for i in range(m)], a.workers, a.width, a.scale,
                                      Path(tmp))
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        mcpu = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / m
         mrate = m / msecs
         res.update(mmdc_n=m, mmdc_s=round(msecs, 2), mmdc_per_s=round(mrate, 3), mmdc_failed=len(errors),
-                   ratio=round(rate / mrate, 1))
+                   mmdc_cpu_s=round(mcpu, 2), ratio=round(rate / mrate, 1))
         print(f"mmdc (one process per diagram, {a.workers} at a time): {m} diagrams in {msecs:.1f}s = "
-              f"{mrate:.3f} diagrams/s ({len(errors)} failed)")
+              f"{mrate:.3f} diagrams/s ({len(errors)} failed); CPU per diagram: {mcpu:.2f} s")
         for e in errors[:5]:
             print("  ", e)
         print(f"ratio: dicrepro renderer is {res['ratio']}x mmdc")
