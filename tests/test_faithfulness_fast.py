@@ -24,6 +24,7 @@ AWKWARD = [
     "N4-session 802.1X ipv6 PDU_Session",
     "用户设备UE向AMF发送Registration Request，然后SMF选择UPF。", "\u2460 \u00b4 \u00a8 emoji 📡 tab\there",
     'Quoted "Policy Update" and “会话管理” and 「切换」 names.', "AMFs, UPFs; SMF's N3 N9 and gNBs.",
+    "Le café é crème: 5G, N3 and amf-N3 (RRC_IDLE).",
 ]
 
 
@@ -87,7 +88,8 @@ def test_normalize_and_spans_equal_their_plain_forms():
 
 def test_lexicon_hits_and_inventions_equal_trying_every_entry():
     lexicon = gate.default_lexicon()
-    small = ("AMF", "Registration Request", "N3", "会话管理功能", "用户面", "5G", "é", "RRC_IDLE", "Σ")
+    small = ("AMF", "Registration Request", "N3", "会话管理功能", "用户面", "5G", "é", "café", "RRC_IDLE", "Σ",
+             "amf N3", "N3 and", "5G 用户面")
     for d, caption in CASES[::2]:
         norm = gate.normalize(caption)
         allowed = [s for s in dict.fromkeys(map(gate.normalize, gate.diagram_strings(d))) if s]
@@ -105,6 +107,7 @@ def test_sentence_and_template_shortcuts_equal_their_plain_forms():
         keys = [F.key(s) for s in F.split_sentences(caption)]
         assert F.caption_key(keys) == F.key(caption), caption  # the caption's key from its sentences'
         assert [m.group() for m in F._ACRONYM.finditer(caption)] == plain_acronyms(caption)
+        assert len(caption) - len(caption.translate(F._NO_LATIN_LETTERS)) == len(re.findall("[A-Za-z]", caption))
         for sk in keys:
             for relational in (True, False):
                 want = tuple(t for t in F._templates(relational) if not t[1] or f" {t[1]} " in sk)

@@ -52,7 +52,7 @@ from dicrepro.text.gate import diagram_strings, invented_labels, normalize, orde
 _HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _TOKEN = re.compile(rf"[{_HAN}]|[^\W_{_HAN}]+")
 _HAN_CHAR = re.compile(f"[{_HAN}]")
-_LATIN_LETTER = re.compile(r"[A-Za-z]")
+_NO_LATIN_LETTERS = str.maketrans("", "", "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 # Sentences end at a full stop ('?' and '!' end labels like "Load below threshold?" too often to split on).
 _SENTENCE_END = re.compile(r"(?<=[.])\s+|(?<=[。])\s*|\n+")
 _SENTENCE_END_NO_ZH = re.compile(r"(?<=[.])\s+|\n+")
@@ -228,7 +228,9 @@ def _templates_in(sentence: str, relational: bool = True) -> tuple[tuple[tuple[s
     have none, in their order: ``f" {literal} " in sentence`` asked only of those whose literal's rarest
     word the sentence holds."""
     by_word, bare = _template_index(relational)
-    cand = set(bare).union(chain.from_iterable(map(by_word.__getitem__, by_word.keys() & sentence.split())))
+    # (filter, not ``keys() & words``: intersecting a dict's keys with a list first copies all the keys)
+    cand = set(bare).union(chain.from_iterable(map(by_word.__getitem__,
+                                                   filter(by_word.__contains__, set(sentence.split())))))
     templates = _templates(relational)
     return tuple(templates[i] for i in sorted(cand) if not templates[i][1] or f" {templates[i][1]} " in sentence)
 
@@ -496,7 +498,7 @@ def language_ok(diagram: Diagram, caption: str) -> bool:
 
 def _language_ok(language: str, label_text: str, caption: str, label_han: int | None = None) -> bool:
     han = len(_HAN_CHAR.findall(caption))
-    latin = len(_LATIN_LETTER.findall(caption))
+    latin = len(caption) - len(caption.translate(_NO_LATIN_LETTERS))  # (counted without a list of them)
     if label_han is None:
         label_han = len(_HAN_CHAR.findall(label_text))
     wants_zh = language.startswith("zh") or label_han > 0.3 * max(1, len(label_text.replace(" ", "")))

@@ -269,11 +269,15 @@ def lexicon_hits(norm_text: str, entries: tuple) -> list[tuple[str, str]]:
     _spans(n, norm_text)]``, asked only of the entries whose first word or characters the text holds."""
     pairs, by_word, by_head, head_chars = _lexicon_index(entries)
     cand: set[int] = set()
-    if _LATIN_TEXT.fullmatch(norm_text):  # words and single spaces only (English): split, no regex
+    if _LATIN_TEXT.fullmatch(norm_text):
+        # Words and single spaces only (English): an entry is named where it stands between spaces (or the
+        # ends), which one substring test of the padded forms says.
         words = norm_text.split(" ")
-        named = set(words) | set(zip(words, words[1:]))
-    else:
-        named = set(_LATIN_RUN.findall(norm_text)) | set(_WORD_PAIRS.findall(norm_text))
+        cand.update(chain.from_iterable(map(by_word.__getitem__, (set(words) | set(zip(words, words[1:])))
+                                            & by_word.keys())))
+        padded = f" {norm_text} "
+        return [pairs[i] for i in sorted(cand) if f" {pairs[i][1]} " in padded]
+    named = set(_LATIN_RUN.findall(norm_text)) | set(_WORD_PAIRS.findall(norm_text))
     cand.update(chain.from_iterable(map(by_word.__getitem__, named & by_word.keys())))
     chars = set(norm_text)
     if chars & head_chars:  # (an English text holds no Chinese character: nothing to look up)
