@@ -5,8 +5,7 @@ Builds N caption pairs the way an evaluation meets them: N/4 held-out stage-1 di
 ``params/paper.yaml`` (its type mix, languages, sizes and realism: blocks, notes, subgraphs, long labels),
 each with its verbalizer description as the reference and four predictions, as four models would write
 them (another phrasing of the same diagram with words, jieba's words in Chinese, dropped and replaced, more
-each model). Then times,
-in the same run:
+each model). Then times, in the same run:
 
 - the anchor: ``sacrebleu.corpus_bleu`` alone on the same pairs (its 13a/zh tokenizer, BLEU-4 only);
 - the suite: ``dicrepro.evaluate.metrics.caption_scores`` (BLEU-1..4, METEOR, ROUGE-L, CIDEr-D) plus
@@ -17,10 +16,12 @@ in the same run:
   ``meteor_score``, pycocoevalcap's ``Cider().compute_score``; and faithfulness scored with every memo
   cleared before each caption against the memoised scores, on a sample.
 
-Target: the warm suite within 2x the anchor's time, every score equal to the reference's to 1e-6. Other
-jobs on the machine slow every number down; the ratios, measured in the same run, are what to read.
+The anchor and the warm suite run in ``--rounds`` alternating rounds; other jobs on a shared machine slow
+some rounds down, so the fastest round of each is kept, and both wall time and this process's CPU time are
+reported (CPU time is the less disturbed of the two when the cores are shared). Target: the warm suite
+within 2x the anchor's time, every score equal to the reference's to 1e-6.
 
-Usage: ``.venv/bin/python bench/metrics_speed.py [--n 10000] [--captions-per-diagram 4] [--seed 0]``
+Usage: ``.venv/bin/python bench/metrics_speed.py [--n 10000] [--captions-per-diagram 4] [--rounds 3] [--seed 0]``
 """
 
 from __future__ import annotations
