@@ -256,7 +256,9 @@ def stage1_spec(params) -> SynthSpec:
 def pretrain_spec(params) -> SynthSpec:
     """General (non-ICT) diagrams for the tiny base's pre-training: the same types, another world."""
     p = params.stage1
-    return SynthSpec(n=params.model.tiny.pretrain_samples, test_n=0, seed=params.seed, domain="general",
+    t = params.model.tiny
+    return SynthSpec(n=max(t.pretrain_samples, t.vision_warmup_samples), test_n=0, seed=params.seed,
+                     domain="general",
                      diagram_types=tuple(p.diagram_types), languages=dict(p.languages),
                      min_elements=p.min_elements, max_elements=p.max_elements, source="general",
                      id_prefix="g", realism=p.realism)

@@ -49,7 +49,7 @@ MERGE_SIZE = 2
 # not see anything. At 0, a white patch embeds to nothing and ink is the signal. Saved in the processor.
 DIAGRAM_MEAN = [1.0, 1.0, 1.0]
 DIAGRAM_STD = [0.5, 0.5, 0.5]
-RECIPE_VERSION = 2  # bump when the way the base is built changes (part of base_recipe)
+RECIPE_VERSION = 3  # bump when the way the base is built changes (part of base_recipe)
 TYPE_QUESTION = {"en": "What kind of diagram is this?", "zh": "这是哪一种图？"}
 TINY_NOTE = ("THIS IS THE TINY RANDOM-INIT STAND-IN, NOT Qwen2.5-VL-7B. It has the Qwen2.5-VL architecture "
              "at toy size, a locally trained tokenizer and a few minutes of training on CPU; its outputs and "
@@ -141,13 +141,16 @@ def type_question_rows(train) -> Dataset:
     return Dataset.from_dict(rows, features=train.select_columns(list(rows)).features)
 
 
-def pretrain(model, processor, train_rows, params, out_dir: Path) -> list[dict]:
-    """Full fine-tuning (every weight) on general image-text rows; returns the loss curve."""
+def pretrain(model, processor, train_rows, params, out_dir: Path, *, epochs: float | None = None,
+             name: str = "loss") -> list[dict]:
+    """Full fine-tuning (every weight) on general image-text rows for ``epochs`` (default
+    ``model.tiny.pretrain_epochs``); the loss curve goes to ``out_dir/<name>.csv`` and is returned."""
     t = params.model.tiny
+    epochs = t.pretrain_epochs if epochs is None else epochs
     bs = params.sft.batch_size
-    steps = max(1, math.ceil(len(train_rows) / bs) * t.pretrain_epochs)
+    steps = max(1, math.ceil(len(train_rows) / bs) * epochs)
     args = TrainingArguments(
-        output_dir=str(out_dir / "checkpoints"), per_device_train_batch_size=bs, num_train_epochs=t.pretrain_epochs,
+        output_dir=str(out_dir / "checkpoints"), per_device_train_batch_size=bs, num_train_epochs=epochs,
         learning_rate=t.pretrain_lr, lr_scheduler_type="cosine", warmup_steps=max(1, int(0.05 * steps)),
         weight_decay=0.0,
         # at least ~5 points on the curve, however short the run
@@ -155,19 +158,22 @@ def pretrain(model, processor, train_rows, params, out_dir: Path) -> list[dict]:
         seed=params.seed, data_seed=params.seed, use_cpu=not torch.cuda.is_available(),
         remove_unused_columns=False, dataloader_num_workers=0, disable_tqdm=False,
     )
-    loss_csv = out_dir / "loss.csv"
+    loss_csv = out_dir / f"{name}.csv"
     trainer = Trainer(model=model, args=args, train_dataset=train_rows,
                       data_collator=VisionSFTCollator(processor, params.sft.max_length),
-                      callbacks=[LossCSVCallback(loss_csv), tensorboard_callback(out_dir / "tensorboard")])
+                      callbacks=[LossCSVCallback(loss_csv), tensorboard_callback(out_dir / "tensorboard" / name)])
     trainer.train()
     shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
     return read_loss_csv(loss_csv)
 
 
-def _model_card(params, n_train: int, losses: list[dict]) -> str:
+def _model_card(params, n_train: int, n_warmup: int, losses: list[dict], type_reading: dict | None) -> str:
     t = params.model.tiny
     first = losses[0]["loss"] if losses else float("nan")
     last = losses[-1]["loss"] if losses else float("nan")
+    reading = (f"then one epoch of \"What kind of diagram is this?\" over all {type_reading['rows']} of them "
+               f"(loss {type_reading['loss_first']:.3f} -> {type_reading['loss_last']:.3f}); "
+               if type_reading and type_reading["loss_first"] is not None else "")
     return f"""---
 library_name: transformers
 pipeline_tag: image-text-to-text
@@ -188,9 +194,9 @@ tags: [dicrepro, tiny-stand-in, qwen2_5_vl, random-init]
   diagram descriptions for {t.pretrain_epochs} epochs at lr {t.pretrain_lr}: loss {first:.3f} -> {last:.3f}.
   It is the zero-shot "general model" baseline of a dicrepro run: it can describe diagrams, it lacks ICT
   knowledge.
-- Vision-first warm-up: before any text, the vision tower learnt to tell the {n_train} diagrams' types
+- Vision-first warm-up: before any text, the vision tower learnt to tell {n_warmup} general diagrams' types
   apart ({t.vision_warmup_epochs} epochs, lr {t.vision_warmup_lr}, plus {t.vision_warmup_copies} document-look
-  copy per diagram); pre-training also asks "What kind of diagram is this?" ({t.type_questions}).
+  copy per diagram); {reading}pre-training also asks "What kind of diagram is this?" ({t.type_questions}).
 - Images are resized to {params.model.min_pixels}..{params.model.max_pixels} pixels and normalised with
   white paper at 0 (mean {DIAGRAM_MEAN}, std {DIAGRAM_STD}), so that ink, not paper, is the signal.
 
@@ -243,27 +249,40 @@ def build_tiny_base(params, pretrain_dataset, out_dir, tokenizer_corpus: list[st
     tmp.mkdir(parents=True)
     losses = []
     warmup: list[dict] = []
+    type_reading: dict | None = None
+    n_captioned = 0
     t = params.model.tiny
+    typed = {"diagram_type", "language"} <= set(train.column_names)
     if len(train) and t.pretrain_samples > 0:
-        if t.vision_warmup_epochs and "diagram_type" in train.column_names:
+        if t.vision_warmup_epochs and typed:
             log.info("vision-first warm-up: %d epochs on the types of %d general diagrams", t.vision_warmup_epochs,
                      len(train))
             warmup = vision_warmup(model, processor, list(train["image"]), list(train["diagram_type"]),
                                    epochs=t.vision_warmup_epochs, lr=t.vision_warmup_lr, seed=params.seed,
                                    document_copies=t.vision_warmup_copies)
-        rows = train.select_columns(["id", "image", "prompt", "target"])
-        if t.type_questions and {"diagram_type", "language"} <= set(train.column_names):
-            rows = concatenate_datasets([rows, type_question_rows(train)])
-        log.info("pre-training the tiny base on %d general diagrams (%d rows)", len(train), len(rows))
+        if t.type_questions and typed and len(train) > t.pretrain_samples:
+            # Short rows on their own: mixed into the caption rows, each would be padded to a caption's length.
+            log.info("type-reading phase: 'What kind of diagram is this?' for %d general diagrams", len(train))
+            type_losses = pretrain(model, processor, type_question_rows(train), params, tmp, epochs=1.0,
+                                   name="type_loss")
+            type_reading = {"rows": len(train), "epochs": 1.0,
+                            "loss_first": type_losses[0]["loss"] if type_losses else None,
+                            "loss_last": type_losses[-1]["loss"] if type_losses else None}
+        captioned = train.select(range(min(len(train), t.pretrain_samples)))
+        n_captioned = len(captioned)
+        rows = captioned.select_columns(["id", "image", "prompt", "target"])
+        if t.type_questions and typed:
+            rows = concatenate_datasets([rows, type_question_rows(captioned)])
+        log.info("pre-training the tiny base on %d general diagrams (%d rows)", len(captioned), len(rows))
         losses = pretrain(model, processor, rows, params, tmp)
     model.save_pretrained(tmp, safe_serialization=True)
     processor.save_pretrained(tmp)
-    write_text_atomic(tmp / "README.md", _model_card(params, len(train), losses))
+    write_text_atomic(tmp / "README.md", _model_card(params, n_captioned, len(train), losses, type_reading))
     write_json_atomic(tmp / "dicrepro_model.json", {
         "kind": "tiny", "note": TINY_NOTE, "seed": params.seed, "tiny": params.model.tiny.model_dump(),
-        "pretrain_rows": len(train), "pretrain_loss_first": losses[0]["loss"] if losses else None,
+        "pretrain_rows": n_captioned, "pretrain_loss_first": losses[0]["loss"] if losses else None,
         "pretrain_loss_last": losses[-1]["loss"] if losses else None, "versions": library_versions(),
-        "vision_warmup": warmup,
+        "vision_warmup": warmup, "type_reading": type_reading, "warmup_rows": len(train),
         "recipe": recipe})
     replace_dir_atomic(tmp, out_dir)
     log.info("tiny base model saved to %s", out_dir)
