@@ -79,12 +79,12 @@ def timed(fn, *args):
 
 def clear_memos() -> None:
     """Forget what earlier calls memoised (tokens, stems, synonyms, diagram indexes), keep loaded resources."""
-    from dicrepro.evaluate import faithfulness, metrics
+    from dicrepro.evaluate import faithfulness, meteor, metrics
 
     metrics.tokenize.cache_clear()
-    metrics._synonyms.cache_clear()
-    metrics._stem.cache_clear()
-    stemmer, synsets = metrics._meteor_resources()
+    meteor.synonyms.cache_clear()
+    meteor.stem.cache_clear()
+    stemmer, synsets = meteor.resources()
     type(stemmer).stem.cache_clear()
     synsets._cache.clear()
     faithfulness.clear_caches()
@@ -106,7 +106,7 @@ def main() -> None:
     from pycocoevalcap.cider.cider import Cider
 
     from dicrepro.evaluate import faithfulness as F
-    from dicrepro.evaluate import metrics
+    from dicrepro.evaluate import meteor, metrics
 
     diagrams, refs, preds, langs = make_pairs(a.n, a.captions_per_diagram, a.seed)
     load_before = os.getloadavg()[0]
@@ -141,7 +141,7 @@ def main() -> None:
     parts = {}
     *cost, (rt, pt) = timed(metrics._tokens, refs, preds, langs)
     parts["tokenize"] = cost
-    parts["meteor"] = timed(metrics._meteor_items, rt, pt)[:2]
+    parts["meteor"] = timed(meteor.meteor_items, rt, pt)[:2]
     parts["rougeL"] = timed(metrics._rougeL_items, rt, pt)[:2]
     *cost, counts = timed(metrics.ngrams.count, rt, pt, 4)
     parts["ngram_counts"] = cost
@@ -152,7 +152,7 @@ def main() -> None:
     # the reference libraries on the same tokens: equality, and their own time
     t_nltk, _, want_bleu = timed(nltk_corpus_bleu, [[r] for r in rt], pt, list(metrics.BLEU_WEIGHTS),
                                  SmoothingFunction().method1)
-    stemmer, wn = metrics._meteor_resources()
+    stemmer, wn = meteor.resources()
     t_meteor, _, want_meteor = timed(lambda: [meteor_score([r], p, preprocess=str, stemmer=stemmer, wordnet=wn)
                                               for r, p in zip(rt, pt)])
     t_coco, _, (want_cider, _) = timed(Cider().compute_score, {i: [" ".join(r)] for i, r in enumerate(rt)},

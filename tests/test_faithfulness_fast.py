@@ -15,6 +15,7 @@ from test_faithfulness import CORRUPTIONS, RICH, caption_of
 from dicrepro.diagrams.graph import Diagram, Edge, Node
 from dicrepro.diagrams.sample import BUILDERS, sample_diagram
 from dicrepro.diagrams.sample_realism import enrich
+from dicrepro.evaluate import caption_reading as R
 from dicrepro.evaluate import faithfulness as F
 from dicrepro.text import gate
 
@@ -103,15 +104,15 @@ def test_lexicon_hits_and_inventions_equal_trying_every_entry():
 def test_sentence_and_template_shortcuts_equal_their_plain_forms():
     for _, caption in CASES + [(None, t) for t in AWKWARD]:
         if "。" not in caption:  # the simpler pattern splits where the full one does
-            assert F._SENTENCE_END_NO_ZH.split(caption) == F._SENTENCE_END.split(caption)
-        keys = [F.key(s) for s in F.split_sentences(caption)]
-        assert F.caption_key(keys) == F.key(caption), caption  # the caption's key from its sentences'
+            assert R._SENTENCE_END_NO_ZH.split(caption) == R._SENTENCE_END.split(caption)
+        keys = [R.key(s) for s in R.split_sentences(caption)]
+        assert R.caption_key(keys) == R.key(caption), caption  # the caption's key from its sentences'
         assert [m.group() for m in F._ACRONYM.finditer(caption)] == plain_acronyms(caption)
         assert len(caption) - len(caption.translate(F._NO_LATIN_LETTERS)) == len(re.findall("[A-Za-z]", caption))
         for sk in keys:
             for relational in (True, False):
-                want = tuple(t for t in F._templates(relational) if not t[1] or f" {t[1]} " in sk)
-                assert F._templates_in(sk, relational) == want, sk
+                want = tuple(t for t in R.templates(relational) if not t[1] or f" {t[1]} " in sk)
+                assert R.templates_in(sk, relational) == want, sk
 
 
 def test_scores_with_memos_equal_scores_computed_from_nothing():

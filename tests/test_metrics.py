@@ -9,7 +9,7 @@ from nltk.translate.meteor_score import meteor_score
 from pycocoevalcap.cider.cider import Cider
 from rouge_score.rouge_scorer import RougeScorer
 
-from dicrepro.evaluate import metrics
+from dicrepro.evaluate import meteor, metrics
 from dicrepro.evaluate.metrics import (
     CAPTION_METRICS,
     RougeTokenizer,
@@ -53,7 +53,7 @@ def test_bleu_equals_nltk_corpus_bleu_and_sacrebleu_on_words():
 
 
 def test_meteor_equals_nltk_with_debian_wordnet():
-    wn = metrics.wordnet_reader()
+    wn = meteor.wordnet_reader()
     assert wn.synsets("router")  # WordNet really loaded, from /usr/share/wordnet
     want = [meteor_score([r], p, wordnet=wn) for r, p in zip(toks(REFS), toks(PREDS))]
     corpus, items = metrics.score_meteor(REFS, PREDS)
@@ -67,13 +67,13 @@ def test_meteor_equals_nltk_with_debian_wordnet():
 def test_meteor_written_out_equals_nltk_on_many_pairs():
     """dicrepro.evaluate.meteor (memoised stems and synonyms) gives nltk's meteor_score on English and
     Chinese pairs with repeated words, stems ("routers"/"router"), synonyms ("fast"/"quick") and empty sides."""
-    wn = metrics.wordnet_reader()
+    wn = meteor.wordnet_reader()
     refs, preds = many_pairs(200)
     rt, pt = toks(refs), toks(preds)
     rt += [["the", "link", "is", "fast", "and", "the", "routers", "send", "the", "request"], [], ["a"]]
     pt += [["the", "quick", "link", "routing", "the", "router", "sends", "requests", "the"], ["a"], []]
     want = [meteor_score([r], p, preprocess=str, wordnet=wn) for r, p in zip(rt, pt)]
-    got = metrics._meteor_items(rt, pt)
+    got = meteor.meteor_items(rt, pt)
     assert got == pytest.approx(want, abs=1e-12)
     assert got[-3] > 0.5 and any(0 < x < 1 for x in got[::5])  # synonyms and stems matched; zh scored
 
@@ -226,16 +226,16 @@ def test_score_table_breaks_down_by_group_and_relative_improvement():
 def test_missing_wordnet_says_how_to_install(monkeypatch, tmp_path):
     monkeypatch.setenv("DICREPRO_WORDNET", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="lexnames"):
-        metrics.wordnet_dir()
+        meteor.wordnet_dir()
     monkeypatch.delenv("DICREPRO_WORDNET")
-    monkeypatch.setattr(metrics, "DEBIAN_WORDNET", tmp_path / "nowhere")
-    monkeypatch.setattr(metrics.Path, "home", lambda: tmp_path)
+    monkeypatch.setattr(meteor, "DEBIAN_WORDNET", tmp_path / "nowhere")
+    monkeypatch.setattr(meteor.Path, "home", lambda: tmp_path)
     with pytest.raises(FileNotFoundError, match="make setup.*wordnet-base"):
-        metrics.wordnet_dir()
+        meteor.wordnet_dir()
 
 
 def test_lexnames_is_the_standard_45_line_file():
-    lines = metrics.lexnames_text().splitlines()
+    lines = meteor.lexnames_text().splitlines()
     assert len(lines) == 45
     assert lines[0] == "00\tadj.all\t3" and lines[3] == "03\tnoun.Tops\t1" and lines[44] == "44\tadj.ppl\t3"
 

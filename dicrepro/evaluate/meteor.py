@@ -1,5 +1,6 @@
-"""nltk's METEOR (``nltk.translate.meteor_score.single_meteor_score``) written out, with each word's stem and
-WordNet synonyms looked up once per process instead of once per caption.
+"""METEOR as nltk computes it (``nltk.translate.meteor_score.single_meteor_score``), written out with each
+word's stem and WordNet synonyms looked up once per process instead of once per caption, and the WordNet
+3.0 it reads (Debian's ``wordnet-base``, plus the ``lexnames`` file nltk needs).
 
 nltk aligns a hypothesis with its reference in three passes: exact words, then Porter stems of the words
 left, then WordNet synonyms of the stems left (a hypothesis word matches a reference word found among the
@@ -14,7 +15,16 @@ both on English and Chinese captions).
 
 from __future__ import annotations
 
+import functools
+import logging
+import re
+import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from dicrepro.atomic import write_bytes_atomic, write_text_atomic
+
+log = logging.getLogger(__name__)
 
 
 def _match(hyp: list[tuple[int, str]], ref: list[tuple[int, str]], fits=None):
@@ -71,3 +81,123 @@ def meteor(reference: Sequence[str], hypothesis: Sequence[str], stem: Callable[[
     except ZeroDivisionError:
         return 0.0
     return (1 - gamma * frag_frac**beta) * fmean
+
+
+def meteor_items(rt: Sequence[Sequence[str]], pt: Sequence[Sequence[str]]) -> list[float]:
+    """METEOR of each tokenised (reference, hypothesis) pair: nltk's ``meteor_score([r], p, preprocess=str)``
+    with WordNet from :func:`wordnet_reader` (our tokens are lower-cased already)."""
+    return [meteor(r, p, stem, synonyms) for r, p in zip(rt, pt)]
+
+
+# --- WordNet from Debian ------------------------------------------------------------------------------
+
+# The 45 lexicographer files of WordNet 3.0 (wndb(5WN) "lexnames"), in index order, with their
+# syntactic category (1 noun, 2 verb, 3 adjective, 4 adverb). Debian ships every other dict file.
+_LEXNAMES = (
+    "adj.all adj.pert adv.all noun.Tops noun.act noun.animal noun.artifact noun.attribute noun.body "
+    "noun.cognition noun.communication noun.event noun.feeling noun.food noun.group noun.location "
+    "noun.motive noun.object noun.person noun.phenomenon noun.plant noun.possession noun.process "
+    "noun.quantity noun.relation noun.shape noun.state noun.substance noun.time verb.body verb.change "
+    "verb.cognition verb.communication verb.competition verb.consumption verb.contact verb.creation "
+    "verb.emotion verb.motion verb.perception verb.possession verb.social verb.stative verb.weather "
+    "adj.ppl"
+).split()
+_POS_NUM = {"noun": 1, "verb": 2, "adj": 3, "adv": 4}
+_WN_FILES = ("data.noun", "data.verb", "data.adj", "data.adv", "index.noun", "index.verb", "index.adj",
+             "index.adv", "noun.exc", "verb.exc", "adj.exc", "adv.exc", "cntlist.rev")
+DEBIAN_WORDNET = Path("/usr/share/wordnet")
+
+
+def lexnames_text() -> str:
+    """The standard WordNet 3.0 ``lexnames`` file, which Debian's wordnet-base lacks and nltk needs."""
+    return "".join(f"{i:02d}\t{n}\t{_POS_NUM[n.split('.')[0]]}\n" for i, n in enumerate(_LEXNAMES))
+
+
+def wordnet_dir() -> Path:
+    """A WordNet 3.0 dict folder nltk can read: ``$DICREPRO_WORDNET`` if set, else a copy of Debian's
+    /usr/share/wordnet plus ``lexnames`` under ~/.cache/dicrepro/wordnet (made once). Copied, not
+    symlinked: nltk refuses files that resolve outside the corpus root."""
+    import os
+
+    if os.environ.get("DICREPRO_WORDNET"):
+        d = Path(os.environ["DICREPRO_WORDNET"]).expanduser()
+        missing = [f for f in ("lexnames",) + _WN_FILES if not (d / f).exists()]
+        if missing:
+            raise FileNotFoundError(f"DICREPRO_WORDNET={d} lacks WordNet files {missing}")
+        return d
+    if not (DEBIAN_WORDNET / "data.noun").exists():
+        raise FileNotFoundError(f"WordNet not found at {DEBIAN_WORDNET} (METEOR needs it): `make setup` "
+                                "installs the Debian package wordnet-base; or set DICREPRO_WORDNET to a "
+                                "WordNet 3.0 dict folder")
+    d = Path.home() / ".cache" / "dicrepro" / "wordnet"
+    if not (d / "lexnames").exists():
+        for f in _WN_FILES:
+            write_bytes_atomic(d / f, (DEBIAN_WORDNET / f).read_bytes())
+        write_text_atomic(d / "lexnames", lexnames_text())  # last: its presence marks a complete copy
+        log.info("prepared WordNet for METEOR in %s", d)
+    return d
+
+
+@functools.cache
+def wordnet_reader():
+    """nltk's WordNetCorpusReader over :func:`wordnet_dir`, loaded once per process."""
+    import nltk
+    from nltk.corpus.reader.wordnet import WordNetCorpusReader
+
+    class _WordNet30(WordNetCorpusReader):
+        def map_wn(self, version="wordnet"):
+            return None  # this *is* WordNet 3.0: no mapping to nltk's (absent) "wordnet" corpus
+
+    d = wordnet_dir()
+    if str(d) not in nltk.data.path:
+        nltk.data.path.append(str(d))  # nltk only opens corpus files under its declared data roots
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "multilingual functions are not available": we need none
+        return _WordNet30(str(d), None)
+
+
+class _CachedSynsets:
+    """WordNet's ``synsets(word)`` memoised per word: METEOR asks for the same words again and again."""
+
+    def __init__(self, reader):
+        self._reader, self._cache = reader, {}
+
+    def synsets(self, word):
+        hit = self._cache.get(word)
+        if hit is None:
+            hit = self._cache[word] = self._reader.synsets(word)
+        return hit
+
+
+@functools.cache
+def resources():
+    """(Porter stemmer, WordNet synsets), both memoised per word, loaded once per process."""
+    from nltk.stem.porter import PorterStemmer
+
+    class _CachedPorter(PorterStemmer):
+        @functools.lru_cache(maxsize=200_000)
+        def stem(self, word, to_lowercase=True):
+            return super().stem(word, to_lowercase)
+
+    return _CachedPorter(), _CachedSynsets(wordnet_reader())
+
+
+_ALL_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+
+
+@functools.lru_cache(maxsize=200_000)
+def synonyms(word: str) -> frozenset[str]:
+    """What nltk's METEOR lets ``word`` match in its WordNet pass: the lemma names (without "_") of its
+    synsets, and itself. (A Chinese word has no synset in WordNet: not looked up.)"""
+    if _ALL_CJK.fullmatch(word):
+        return frozenset((word,))
+    _, wn = resources()
+    return frozenset(lemma.name() for synset in wn.synsets(word) for lemma in synset.lemmas()
+                     if lemma.name().find("_") < 0) | {word}
+
+
+@functools.lru_cache(maxsize=200_000)
+def stem(word: str) -> str:
+    """The Porter stem nltk's METEOR matches on. (Porter's rules remove English suffixes: a Chinese word is
+    its own stem, as nltk's PorterStemmer returns it.)"""
+    return word if _ALL_CJK.fullmatch(word) else resources()[0].stem(word)

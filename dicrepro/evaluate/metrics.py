@@ -16,9 +16,9 @@ the maintained libraries themselves, fed with our tokens:
   only changes a score whose corpus holds no matching n-gram of some order; per item: sentence BLEU-4
   with the same smoothing.
 - **METEOR**: ``nltk.translate.meteor_score.meteor_score`` (exact, Porter-stem and WordNet-synonym
-  matches) with WordNet 3.0 read from Debian's ``wordnet-base`` (see :func:`wordnet_reader`), its passes
-  written out with memoised stems and synonyms (:mod:`dicrepro.evaluate.meteor`; equal to nltk, tests);
-  corpus score = mean of the item scores (nltk has no corpus METEOR).
+  matches) with WordNet 3.0 read from Debian's ``wordnet-base``, its passes written out with memoised stems
+  and synonyms (:mod:`dicrepro.evaluate.meteor`; equal to nltk, tests); corpus score = mean of the item
+  scores (nltk has no corpus METEOR).
 - **ROUGE-L**: rouge-score's ROUGE-L F-measure (``RougeScorer(["rougeL"])``) on our tokens (its own
   tokenizer drops every non-ASCII character, hence Chinese), LCS length from rapidfuzz for speed;
   corpus = mean of items.
@@ -43,14 +43,12 @@ import json
 import logging
 import math
 import re
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from dicrepro.atomic import write_bytes_atomic, write_text_atomic
 from dicrepro.evaluate import ngrams
 from dicrepro.evaluate.answers import is_correct
-from dicrepro.evaluate.meteor import meteor
+from dicrepro.evaluate.meteor import meteor_items
 
 log = logging.getLogger(__name__)
 
@@ -110,119 +108,6 @@ def _tokens(refs: Sequence[str], preds: Sequence[str], langs) -> tuple[list, lis
     return ([tokenize(r, lg) for r, lg in zip(refs, ls)], [tokenize(p, lg) for p, lg in zip(preds, ls)])
 
 
-# --- WordNet from Debian ------------------------------------------------------------------------------
-
-# The 45 lexicographer files of WordNet 3.0 (wndb(5WN) "lexnames"), in index order, with their
-# syntactic category (1 noun, 2 verb, 3 adjective, 4 adverb). Debian ships every other dict file.
-_LEXNAMES = (
-    "adj.all adj.pert adv.all noun.Tops noun.act noun.animal noun.artifact noun.attribute noun.body "
-    "noun.cognition noun.communication noun.event noun.feeling noun.food noun.group noun.location "
-    "noun.motive noun.object noun.person noun.phenomenon noun.plant noun.possession noun.process "
-    "noun.quantity noun.relation noun.shape noun.state noun.substance noun.time verb.body verb.change "
-    "verb.cognition verb.communication verb.competition verb.consumption verb.contact verb.creation "
-    "verb.emotion verb.motion verb.perception verb.possession verb.social verb.stative verb.weather "
-    "adj.ppl"
-).split()
-_POS_NUM = {"noun": 1, "verb": 2, "adj": 3, "adv": 4}
-_WN_FILES = ("data.noun", "data.verb", "data.adj", "data.adv", "index.noun", "index.verb", "index.adj",
-             "index.adv", "noun.exc", "verb.exc", "adj.exc", "adv.exc", "cntlist.rev")
-DEBIAN_WORDNET = Path("/usr/share/wordnet")
-
-
-def lexnames_text() -> str:
-    """The standard WordNet 3.0 ``lexnames`` file, which Debian's wordnet-base lacks and nltk needs."""
-    return "".join(f"{i:02d}\t{n}\t{_POS_NUM[n.split('.')[0]]}\n" for i, n in enumerate(_LEXNAMES))
-
-
-def wordnet_dir() -> Path:
-    """A WordNet 3.0 dict folder nltk can read: ``$DICREPRO_WORDNET`` if set, else a copy of Debian's
-    /usr/share/wordnet plus ``lexnames`` under ~/.cache/dicrepro/wordnet (made once). Copied, not
-    symlinked: nltk refuses files that resolve outside the corpus root."""
-    import os
-
-    if os.environ.get("DICREPRO_WORDNET"):
-        d = Path(os.environ["DICREPRO_WORDNET"]).expanduser()
-        missing = [f for f in ("lexnames",) + _WN_FILES if not (d / f).exists()]
-        if missing:
-            raise FileNotFoundError(f"DICREPRO_WORDNET={d} lacks WordNet files {missing}")
-        return d
-    if not (DEBIAN_WORDNET / "data.noun").exists():
-        raise FileNotFoundError(f"WordNet not found at {DEBIAN_WORDNET} (METEOR needs it): `make setup` "
-                                "installs the Debian package wordnet-base; or set DICREPRO_WORDNET to a "
-                                "WordNet 3.0 dict folder")
-    d = Path.home() / ".cache" / "dicrepro" / "wordnet"
-    if not (d / "lexnames").exists():
-        for f in _WN_FILES:
-            write_bytes_atomic(d / f, (DEBIAN_WORDNET / f).read_bytes())
-        write_text_atomic(d / "lexnames", lexnames_text())  # last: its presence marks a complete copy
-        log.info("prepared WordNet for METEOR in %s", d)
-    return d
-
-
-@functools.cache
-def wordnet_reader():
-    """nltk's WordNetCorpusReader over :func:`wordnet_dir`, loaded once per process."""
-    import nltk
-    from nltk.corpus.reader.wordnet import WordNetCorpusReader
-
-    class _WordNet30(WordNetCorpusReader):
-        def map_wn(self, version="wordnet"):
-            return None  # this *is* WordNet 3.0: no mapping to nltk's (absent) "wordnet" corpus
-
-    d = wordnet_dir()
-    if str(d) not in nltk.data.path:
-        nltk.data.path.append(str(d))  # nltk only opens corpus files under its declared data roots
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "multilingual functions are not available": we need none
-        return _WordNet30(str(d), None)
-
-
-class _CachedSynsets:
-    """WordNet's ``synsets(word)`` memoised per word: METEOR asks for the same words again and again."""
-
-    def __init__(self, reader):
-        self._reader, self._cache = reader, {}
-
-    def synsets(self, word):
-        hit = self._cache.get(word)
-        if hit is None:
-            hit = self._cache[word] = self._reader.synsets(word)
-        return hit
-
-
-@functools.cache
-def _meteor_resources():
-    from nltk.stem.porter import PorterStemmer
-
-    class _CachedPorter(PorterStemmer):
-        @functools.lru_cache(maxsize=200_000)
-        def stem(self, word, to_lowercase=True):
-            return super().stem(word, to_lowercase)
-
-    return _CachedPorter(), _CachedSynsets(wordnet_reader())
-
-
-_ALL_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
-
-
-@functools.lru_cache(maxsize=200_000)
-def _synonyms(word: str) -> frozenset[str]:
-    """What nltk's METEOR lets ``word`` match in its WordNet pass: the lemma names (without "_") of its
-    synsets, and itself. (A Chinese word has no synset in WordNet: not looked up.)"""
-    if _ALL_CJK.fullmatch(word):
-        return frozenset((word,))
-    _, wn = _meteor_resources()
-    return frozenset(lemma.name() for synset in wn.synsets(word) for lemma in synset.lemmas()
-                     if lemma.name().find("_") < 0) | {word}
-
-
-@functools.lru_cache(maxsize=200_000)
-def _stem(word: str) -> str:
-    """The Porter stem nltk's METEOR matches on. (Porter's rules remove English suffixes: a Chinese word is
-    its own stem, as nltk's PorterStemmer returns it.)"""
-    return word if _ALL_CJK.fullmatch(word) else _meteor_resources()[0].stem(word)
-
-
 # --- the metrics --------------------------------------------------------------------------------------
 
 def _bleu(refs, preds, langs, weights, per_item=True):
@@ -257,17 +142,11 @@ def _bleu_n(n: int):
 score_bleu1, score_bleu2, score_bleu3, score_bleu4 = (_bleu_n(n) for n in (1, 2, 3, 4))
 
 
-def _meteor_items(rt, pt) -> list[float]:
-    # nltk's single_meteor_score with preprocess=identity (our tokens are lower-cased already), each word's
-    # stem and synonyms memoised (dicrepro.evaluate.meteor)
-    return [meteor(r, p, _stem, _synonyms) for r, p in zip(rt, pt)]
-
-
 def score_meteor(refs: list[str], preds: list[str], langs=None) -> tuple[float, list[float]]:
     """nltk METEOR per item (WordNet from Debian), through :func:`dicrepro.evaluate.meteor.meteor` (nltk's
     passes and formula with memoised stems and synonyms; equal to nltk's ``meteor_score``, tests); corpus =
     mean of the items."""
-    items = _meteor_items(*_tokens(refs, preds, langs))
+    items = meteor_items(*_tokens(refs, preds, langs))
     return math.fsum(items) / len(items), items
 
 
@@ -322,7 +201,7 @@ def caption_scores(refs: list[str], preds: list[str], langs=None) -> dict[str, f
     rt, pt = _tokens(refs, preds, langs)
     counts = ngrams.count(rt, pt, 4)
     out = {f"bleu{n}": float(b) for n, b in zip((1, 2, 3, 4), ngrams.bleu_from_counts(counts, BLEU_WEIGHTS))}
-    out["meteor"] = math.fsum(_meteor_items(rt, pt)) / len(rt)
+    out["meteor"] = math.fsum(meteor_items(rt, pt)) / len(rt)
     out["rougeL"] = math.fsum(_rougeL_items(rt, pt)) / len(rt)
     out["cider"] = float(ngrams.cider_d_from_counts(counts)[0])
     return out
