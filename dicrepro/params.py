@@ -62,6 +62,10 @@ class TinyModelParams(_Strict):
     # first pretrain_samples of them also serve the text pre-training. 300 diagrams were too few: the
     # warmed-up tower told apart 63% of the ICT diagrams' types; 1,200 at fewer epochs, 80% (issue 19).
     vision_warmup_samples: int = Field(0, ge=0)
+    # Keep the warmed-up vision tower fixed while the language model learns to read it (type reading, text
+    # pre-training): trained along at the text's learning rate, it lost what it had learnt (linear-probe type
+    # accuracy on the stand-in's document pages fell from 80% after the warm-up to 45% in the saved base).
+    freeze_vision_after_warmup: bool = True
     # "What kind of diagram is this?" (answer: its type): a short type-reading phase over every warm-up
     # diagram before the text pre-training, and one such row per pre-training diagram in it.
     type_questions: bool = True

@@ -101,6 +101,24 @@ def test_more_warm_up_diagrams_than_captioned_ones(tmp_path, general):
     assert "tell 8 general diagrams' types" in (out / "README.md").read_text()
 
 
+@pytest.mark.parametrize("freeze", [True, False])
+def test_the_warmed_up_vision_tower_is_kept_fixed_while_the_text_is_learnt(tmp_path, general, freeze):
+    """Two bases that differ only in how long the text pre-training ran have the same vision weights when
+    the tower is frozen after its warm-up, and different ones when it trains along."""
+    # two types, or there is nothing to warm up on
+    two_types = general.map(lambda r, i: {"diagram_type": ("flowchart", "sequence")[i % 2]}, with_indices=True)
+    towers = []
+    for epochs in (1.0, 2.0):
+        p = smoke_params(tmp_path, pretrain_samples=4, vision_warmup_epochs=1, pretrain_epochs=epochs,
+                         freeze_vision_after_warmup=freeze)
+        out = build_tiny_base(p, two_types, tmp_path / f"base-{freeze}-{epochs}", tokenizer_corpus=corpus(general))
+        w = load_file(out / "model.safetensors")
+        towers.append({k: v for k, v in w.items() if ".visual." in k or k.startswith("visual.")})
+    assert towers[0] and towers[0].keys() == towers[1].keys()
+    same = all(torch.equal(towers[0][k], towers[1][k]) for k in towers[0])
+    assert same is freeze
+
+
 def test_same_seed_same_model(tmp_path, general):
     p = smoke_params(tmp_path, pretrain_samples=0)
     a = build_tiny_base(p, general, tmp_path / "a", tokenizer_corpus=corpus(general))

@@ -49,7 +49,7 @@ MERGE_SIZE = 2
 # not see anything. At 0, a white patch embeds to nothing and ink is the signal. Saved in the processor.
 DIAGRAM_MEAN = [1.0, 1.0, 1.0]
 DIAGRAM_STD = [0.5, 0.5, 0.5]
-RECIPE_VERSION = 3  # bump when the way the base is built changes (part of base_recipe)
+RECIPE_VERSION = 4  # bump when the way the base is built changes (part of base_recipe)
 TYPE_QUESTION = {"en": "What kind of diagram is this?", "zh": "这是哪一种图？"}
 TINY_NOTE = ("THIS IS THE TINY RANDOM-INIT STAND-IN, NOT Qwen2.5-VL-7B. It has the Qwen2.5-VL architecture "
              "at toy size, a locally trained tokenizer and a few minutes of training on CPU; its outputs and "
@@ -174,6 +174,8 @@ def _model_card(params, n_train: int, n_warmup: int, losses: list[dict], type_re
     reading = (f"then one epoch of \"What kind of diagram is this?\" over all {type_reading['rows']} of them "
                f"(loss {type_reading['loss_first']:.3f} -> {type_reading['loss_last']:.3f}); "
                if type_reading and type_reading["loss_first"] is not None else "")
+    frozen = (", then kept fixed while the language model learnt to read it"
+              if t.freeze_vision_after_warmup and t.vision_warmup_epochs else "")
     return f"""---
 library_name: transformers
 pipeline_tag: image-text-to-text
@@ -196,7 +198,7 @@ tags: [dicrepro, tiny-stand-in, qwen2_5_vl, random-init]
   knowledge.
 - Vision-first warm-up: before any text, the vision tower learnt to tell {n_warmup} general diagrams' types
   apart ({t.vision_warmup_epochs} epochs, lr {t.vision_warmup_lr}, plus {t.vision_warmup_copies} document-look
-  copy per diagram); {reading}pre-training also asks "What kind of diagram is this?" ({t.type_questions}).
+  copy per diagram){frozen}; {reading}pre-training also asks "What kind of diagram is this?" ({t.type_questions}).
 - Images are resized to {params.model.min_pixels}..{params.model.max_pixels} pixels and normalised with
   white paper at 0 (mean {DIAGRAM_MEAN}, std {DIAGRAM_STD}), so that ink, not paper, is the signal.
 
@@ -260,6 +262,10 @@ def build_tiny_base(params, pretrain_dataset, out_dir, tokenizer_corpus: list[st
             warmup = vision_warmup(model, processor, list(train["image"]), list(train["diagram_type"]),
                                    epochs=t.vision_warmup_epochs, lr=t.vision_warmup_lr, seed=params.seed,
                                    document_copies=t.vision_warmup_copies)
+        frozen = [q for q in model.model.visual.parameters() if q.requires_grad] \
+            if warmup and t.freeze_vision_after_warmup else []
+        for q in frozen:
+            q.requires_grad_(False)
         if t.type_questions and typed and len(train) > t.pretrain_samples:
             # Short rows on their own: mixed into the caption rows, each would be padded to a caption's length.
             log.info("type-reading phase: 'What kind of diagram is this?' for %d general diagrams", len(train))
@@ -275,6 +281,8 @@ def build_tiny_base(params, pretrain_dataset, out_dir, tokenizer_corpus: list[st
             rows = concatenate_datasets([rows, type_question_rows(captioned)])
         log.info("pre-training the tiny base on %d general diagrams (%d rows)", len(captioned), len(rows))
         losses = pretrain(model, processor, rows, params, tmp)
+        for q in frozen:
+            q.requires_grad_(True)
     model.save_pretrained(tmp, safe_serialization=True)
     processor.save_pretrained(tmp)
     write_text_atomic(tmp / "README.md", _model_card(params, n_captioned, len(train), losses, type_reading))
