@@ -864,7 +864,10 @@ def test_kill_9_mid_synth_then_rerun_gives_identical_bytes_and_a_second_writer_f
 @pytest.mark.timeout(120)
 def test_ctrl_c_mid_synth_is_one_line_and_exit_130(tmp_path):
     out = tmp_path / "out"
-    proc = subprocess.Popen(_synth_cmd(out, n=40), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Started as from a terminal: a background job of a shell without job control (some CI runners) passes
+    # SIGINT on as ignored, and a Python started that way never turns Ctrl-C into KeyboardInterrupt.
+    proc = subprocess.Popen(_synth_cmd(out, n=40), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert _wait_for(lambda: (tmp_path / ".out.shards" / "spec.json").exists())
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
