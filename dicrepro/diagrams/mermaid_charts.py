@@ -11,11 +11,14 @@ from dicrepro.diagrams.graph import Diagram
 from dicrepro.diagrams.mermaid_text import bare, esc, node_ids, q
 
 
+
+def _head(keyword: str, d: Diagram, quote=bare) -> list[str]:
+    """A chart's first lines: its keyword, then its title unless the sample hides it."""
+    return [keyword, f"  title {quote(d.title)}"] if d.meta.get("show_title", True) else [keyword]
+
 def _gantt(d: Diagram) -> str:
     ids = node_ids(d)
-    lines = ["gantt"]
-    if d.meta.get("show_title", True):
-        lines.append(f"  title {bare(d.title)}")
+    lines = _head("gantt", d)
     lines += ["  dateFormat YYYY-MM-DD", f"  axisFormat {d.meta.get('axis_format', '%m-%d')}"]
     preds: dict[str, list[str]] = {}
     for e in d.edges:
@@ -39,9 +42,7 @@ def _gantt_task(label: str) -> str:
 
 
 def _pie(d: Diagram) -> str:
-    lines = ["pie showData" if d.meta.get("show_data") else "pie"]
-    if d.meta.get("show_title", True):
-        lines.append(f"  title {bare(d.title)}")
+    lines = _head("pie showData" if d.meta.get("show_data") else "pie", d)
     lines += [f"  {q(n.label)} : {n.attrs['value']}" for n in d.nodes]
     return "\n".join(lines)
 
@@ -67,9 +68,7 @@ def _mindmap(d: Diagram) -> str:
 
 
 def _timeline(d: Diagram) -> str:
-    lines = ["timeline"]
-    if d.meta.get("show_title", True):
-        lines.append(f"  title {bare(d.title)}")
+    lines = _head("timeline", d)
     for g in d.groups:
         events = " : ".join(bare(d.node(m).label) for m in g.members)
         lines.append(f"  {bare(g.label)} : {events}")
@@ -77,9 +76,7 @@ def _timeline(d: Diagram) -> str:
 
 
 def _xychart(d: Diagram) -> str:
-    lines = ["xychart-beta" + (" horizontal" if d.meta.get("horizontal") else "")]
-    if d.meta.get("show_title", True):
-        lines.append(f"  title {q(d.title)}")
+    lines = _head("xychart-beta" + (" horizontal" if d.meta.get("horizontal") else ""), d, quote=q)
     cats = ", ".join(q(n.label) for n in d.nodes)
     x_label = f"{q(d.meta['x_label'])} " if d.meta.get("x_label") else ""
     lines.append(f"  x-axis {x_label}[{cats}]")
@@ -96,9 +93,7 @@ def _num(v: float) -> str:
 
 
 def _quadrant(d: Diagram) -> str:
-    lines = ["quadrantChart"]
-    if d.meta.get("show_title", True):
-        lines.append(f"  title {bare(d.title)}")
+    lines = _head("quadrantChart", d)
     xa, ya = d.meta["x_axis"], d.meta["y_axis"]
     lines.append(f"  x-axis {q(xa[0])} --> {q(xa[1])}")
     lines.append(f"  y-axis {q(ya[0])} --> {q(ya[1])}")
@@ -130,9 +125,7 @@ def _requirement(d: Diagram) -> str:
 
 
 def _packet(d: Diagram) -> str:
-    lines = ["packet-beta"]
-    if d.meta.get("show_title", True):
-        lines.append(f"  title {bare(d.title)}")
+    lines = _head("packet-beta", d)
     for n in d.nodes:
         s, e = int(n.attrs["start"]), int(n.attrs["end"])
         lines.append(f"  {s}{'' if s == e else f'-{e}'}: {q(n.label)}")
