@@ -106,3 +106,18 @@ def test_bad_arguments_are_named(src, tmp_path):
         augment_dataset(tmp_path / "missing", tmp_path / "x", seed=0, progress=False)
     with pytest.raises(ValueError, match="must differ"):
         augment_dataset(src, src, seed=0, progress=False)
+
+
+def test_document_look_on_an_image_draws_the_same_page_as_on_png_bytes():
+    import random
+
+    import numpy as np
+
+    from dicrepro.data.augment import document_look, document_look_image
+
+    for seed in range(12):  # enough seeds that rescale, scan noise and JPEG each happen and not
+        png = _png(seed)
+        from_bytes = Image.open(io.BytesIO(document_look(png, random.Random(seed)))).convert("RGB")
+        from_image = document_look_image(Image.open(io.BytesIO(png)), random.Random(seed))
+        assert from_image.size == from_bytes.size
+        assert np.array_equal(np.asarray(from_image), np.asarray(from_bytes)), seed

@@ -99,14 +99,20 @@ def rescale(img: Image.Image, rng: random.Random) -> Image.Image:
 
 def document_look(png: bytes, rng: random.Random) -> bytes:
     """The stage-2 stand-in look: page context, then (often) rescale, scan noise and JPEG."""
-    img = page_context(_open(png), rng)
+    return _png(document_look_image(_open(png), rng))
+
+
+def document_look_image(img: Image.Image, rng: random.Random) -> Image.Image:
+    """:func:`document_look` on a PIL image (RGB), without the PNG encoding and decoding around it: the
+    same random draws and the same pixels, for callers that only need the picture."""
+    img = page_context(img.convert("RGB"), rng)
     if rng.random() < 0.5:
         img = rescale(img, rng)
     if rng.random() < 0.6:
         img = scan_noise(img, rng)
     if rng.random() < 0.7:
         img = jpeg(img, rng)
-    return _png(img)
+    return img
 
 
 def blur(img: Image.Image, rng: random.Random) -> Image.Image:

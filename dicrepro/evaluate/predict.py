@@ -18,6 +18,7 @@ from transformers import AutoModelForImageTextToText
 from dicrepro.atomic import append_jsonl, matches_json_record, read_jsonl, write_json_atomic
 from dicrepro.train.collate import chat_messages, rgb
 from dicrepro.train.model_folder import check_model_folder
+from dicrepro.train.patch_embed import use_matmul_patch_embed
 from dicrepro.train.processor import load_processor
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ def load_for_inference(model_dir: str | Path, model_params=None):
     model = AutoModelForImageTextToText.from_pretrained(
         str(model_dir), dtype=torch.bfloat16 if cuda else torch.float32, device_map={"": 0} if cuda else None,
         use_safetensors=True)
+    use_matmul_patch_embed(model)
     model.eval()
     return model, load_processor(model_dir, model_params)
 

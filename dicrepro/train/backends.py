@@ -18,6 +18,7 @@ import torch
 
 from dicrepro.train.collate import VisionSFTCollator, chat_messages, rgb
 from dicrepro.train.model_folder import check_adapter_folder, check_model_folder
+from dicrepro.train.patch_embed import use_matmul_patch_embed
 from dicrepro.train.processor import load_processor
 
 # transformers, peft and trl are imported inside the functions: importing this module must leave them
@@ -210,6 +211,7 @@ def load_hf(params, model_path: Path, adapter_path: Path | None):
         # Each DDP rank holds its own full copy of the quantized model on its own GPU.
         kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
     model = AutoModelForImageTextToText.from_pretrained(str(model_path), **kwargs)
+    use_matmul_patch_embed(model)
     if quantized:
         model = prepare_kbit_model(model, gradient_checkpointing=True)
     if adapter_path is not None:

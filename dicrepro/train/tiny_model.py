@@ -35,6 +35,7 @@ from datasets import Dataset, concatenate_datasets
 from dicrepro.text.phrasings_en import TYPES as TYPES_EN
 from dicrepro.text.phrasings_zh import TYPES as TYPES_ZH
 from dicrepro.train.collate import VisionSFTCollator
+from dicrepro.train.patch_embed import use_matmul_patch_embed
 from dicrepro.train.tiny_tokenizer import train_tokenizer
 from dicrepro.train.train_log import LossCSVCallback, library_versions, read_loss_csv, tensorboard_callback
 from dicrepro.train.vision_warmup import vision_warmup
@@ -249,6 +250,7 @@ def build_tiny_base(params, pretrain_dataset, out_dir, tokenizer_corpus: list[st
     tokenizer = train_tokenizer(tokenizer_corpus, params.model.tiny.vocab_size)
     processor = tiny_processor(params, tokenizer)
     model = init_tiny_model(params, tokenizer)
+    use_matmul_patch_embed(model)
     tmp = out_dir.with_name(f".{out_dir.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)

@@ -18,14 +18,12 @@ stage-2 stand-in's pages too. Deterministic on CPU given the seed.
 
 from __future__ import annotations
 
-import io
 import logging
 import random
 
 import torch
-from PIL import Image
 
-from dicrepro.data.augment import document_look
+from dicrepro.data.augment import document_look_image
 from dicrepro.train.collate import rgb
 
 log = logging.getLogger(__name__)
@@ -37,9 +35,7 @@ def _pixels(processor, image) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _document(image, rng: random.Random):
-    buf = io.BytesIO()
-    rgb(image).save(buf, format="PNG")
-    return Image.open(io.BytesIO(document_look(buf.getvalue(), rng))).convert("RGB")
+    return document_look_image(rgb(image), rng)
 
 
 def pooled_image_tokens(model, batch: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
