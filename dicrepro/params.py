@@ -297,6 +297,10 @@ class SFTParams(_Strict):
     # stage-3 model answers every caption prompt like a quiz). null: 0.3 for tiny, 0.0 for real weights.
     replay: float | None = Field(None, ge=0, le=1)
     bf16: bool = False
+    # Batches of rows of similar length (the Trainer's length-grouped sampler, still shuffled): a batch is
+    # padded to its longest row, and a short VQA answer batched with a long caption or Mermaid source is
+    # mostly padding.
+    group_by_length: bool = True
 
     def stage(self, k: int) -> StageTrainParams:
         return {1: self.stage1, 2: self.stage2, 3: self.stage3}[k]
@@ -338,6 +342,10 @@ class EvalParams(_Strict):
     baselines: list[BaselineModel] = []
     ocr_baseline: bool = False
     max_new_tokens: int = Field(160, ge=1)
+    # Replies to objective questions (a letter, True/False or a number, as each question asks): generation
+    # stops here. A model not yet trained on questions answers with a whole caption, and a batch runs until its
+    # longest reply ends: at max_new_tokens that was half of the tiny profile's evaluation time.
+    objective_max_new_tokens: int = Field(32, ge=1)
     batch_size: int = Field(8, ge=1)
     gallery_n: int = Field(6, ge=0)
     # Blind baselines (dicrepro.evaluate.blind): every model is evaluated again with blank images and with

@@ -22,7 +22,15 @@ from dicrepro.train.backends import (
     unsloth_peft_kwargs,
 )
 from dicrepro.train.box_diagrams import box_dataset
-from dicrepro.train.collate import IGNORE_INDEX, VisionSFTCollator, prompt_tokens, rows_that_fit
+from dicrepro.train.collate import (
+    IGNORE_INDEX,
+    VisionSFTCollator,
+    length_grouping_arg,
+    prompt_tokens,
+    row_lengths,
+    rows_that_fit,
+    with_lengths,
+)
 from dicrepro.train.processor import load_processor
 from dicrepro.train.sft import StageInputError, train_stage
 from dicrepro.train.tiny_model import build_tiny_base
@@ -156,6 +164,43 @@ def test_prompt_tokens_are_what_the_collator_makes(params):
     for i, row in enumerate(rows):
         first_answer = int((batch["labels"][i] != IGNORE_INDEX).nonzero().min())
         assert prompt_tokens(processor, row["prompt"], *row["image"].size) == first_answer
+
+
+def test_row_lengths_are_the_collators_unpadded_lengths(params):
+    processor = load_processor(RunPaths(params.run_dir).base_model, params.model)
+    rows = load_from_disk(str(RunPaths(params.run_dir).stage1_data))["train"].select(range(4))
+    lengths = row_lengths(rows, processor)
+    assert lengths == row_lengths(list(rows), processor)  # a Dataset or a list of rows
+    for i, row in enumerate(rows):
+        batch = VisionSFTCollator(processor)([row])
+        assert lengths[i] == batch["input_ids"].shape[1]
+
+
+def test_length_grouped_batches_hold_rows_of_similar_length(params):
+    """The sampler sft.group_by_length turns on, over a stage's real mix of short answers and long texts:
+    far less padding than random batches, every row still seen once per epoch."""
+    from transformers import Trainer, TrainingArguments
+
+    processor = load_processor(RunPaths(params.run_dir).base_model, params.model)
+    rows = load_from_disk(str(RunPaths(params.run_dir).stage1_data))["train"]
+    short = rows.map(lambda r: {"target": "B."}).map(lambda r: {"id": r["id"] + "-short"})
+    from datasets import concatenate_datasets
+
+    rows = with_lengths(concatenate_datasets([rows, short, rows, short]), processor)
+    lengths = rows["length"]
+
+    def padding(on: bool) -> tuple[int, list[int]]:
+        args = TrainingArguments(output_dir=str(params.run_dir / "sampler"), per_device_train_batch_size=2,
+                                 seed=1, data_seed=1, use_cpu=True, report_to="none",
+                                 **length_grouping_arg(TrainingArguments, on))
+        order = list(Trainer(model=torch.nn.Linear(1, 1), args=args, train_dataset=rows)._get_train_sampler())
+        batches = [order[i:i + 2] for i in range(0, len(order), 2)]
+        return sum(max(lengths[j] for j in b) * len(b) - sum(lengths[j] for j in b) for b in batches), order
+
+    grouped, order = padding(True)
+    shuffled, _ = padding(False)
+    assert sorted(order) == list(range(len(rows)))
+    assert grouped < shuffled / 2
 
 
 def test_rows_too_long_for_their_image_tokens_are_dropped_and_counted(params, caplog):

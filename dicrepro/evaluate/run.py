@@ -183,11 +183,12 @@ def _predict_all(params: Params, paths: RunPaths, name: str, model_dir: Path, ds
 
     out = paths.predictions / (f"{name}__{kind}.jsonl" if blind is None else f"{name}__{kind}__blind-{blind}.jsonl")
     e = params.eval
-    identity = {"model": model_id, "data": data, "max_new_tokens": e.max_new_tokens,
+    tokens = e.objective_max_new_tokens if kind == "objective" else e.max_new_tokens
+    identity = {"model": model_id, "data": data, "max_new_tokens": tokens,
                 "batch_size": e.batch_size, "pixels": [params.model.min_pixels, params.model.max_pixels]}
     if blind is not None:
         identity["blind"] = {"mode": blind, "seed": params.seed}
-    predict_to_jsonl(model_dir, name, ds, out, batch_size=e.batch_size, max_new_tokens=e.max_new_tokens,
+    predict_to_jsonl(model_dir, name, ds, out, batch_size=e.batch_size, max_new_tokens=tokens,
                      model_params=params.model, identity=identity)
     return {r["id"]: r["text"] for r in read_jsonl(out)}
 

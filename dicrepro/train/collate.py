@@ -142,16 +142,10 @@ def rows_that_fit(rows, processor, max_length: int | None):
     others. Image sizes come from the image headers, so this is cheap even for thousands of rows."""
     if max_length is None or len(rows) == 0:
         return rows, []
-    if hasattr(rows, "cast_column"):
-        from datasets import Image as ImageFeature
-
-        view = rows.cast_column("image", ImageFeature(decode=False)).select_columns(["id", "image", "prompt"])
-    else:
-        view = rows
+    view = _header_view(rows)
     keep, dropped = [], []
-    for i, row in enumerate(view):
-        w, h = _image_size(row["image"])
-        if prompt_tokens(processor, row["prompt"], w, h) < max_length:
+    for i, (row, n) in enumerate(zip(view, _prompt_lengths(view, processor))):
+        if n < max_length:
             keep.append(i)
         else:
             dropped.append(row.get("id", f"#{i}"))
@@ -159,3 +153,45 @@ def rows_that_fit(rows, processor, max_length: int | None):
         return rows, []
     kept = rows.select(keep) if hasattr(rows, "select") else [rows[i] for i in keep]
     return kept, dropped
+
+
+def _header_view(rows):
+    """``rows`` with undecoded images (a Dataset's ``image`` column is read from its header only)."""
+    if hasattr(rows, "cast_column"):
+        from datasets import Image as ImageFeature
+
+        return rows.cast_column("image", ImageFeature(decode=False)).select_columns(["id", "image", "prompt"])
+    return rows
+
+
+def _prompt_lengths(view, processor) -> list[int]:
+    return [prompt_tokens(processor, row["prompt"], *_image_size(row["image"])) for row in view]
+
+
+def row_lengths(rows, processor) -> list[int]:
+    """Each row's tokens as the collator makes them, before padding: its prompt with the image tokens and its
+    answer with the closing ``<|im_end|>``. From the image headers and the texts, without decoding an image:
+    the lengths that let training batch rows of similar length together (less padding)."""
+    targets = rows["target"] if hasattr(rows, "column_names") else [r["target"] for r in rows]
+    answer = [len(ids) + 2 for ids in processor.tokenizer(list(targets), add_special_tokens=False)["input_ids"]]
+    return [p + a for p, a in zip(_prompt_lengths(_header_view(rows), processor), answer)]
+
+
+def with_lengths(rows, processor):
+    """``rows`` (a ``datasets.Dataset``) with a ``length`` column from :func:`row_lengths`, the column the
+    Trainer's length-grouped sampler reads (one already there is replaced)."""
+    if "length" in rows.column_names:
+        rows = rows.remove_columns("length")
+    return rows.add_column("length", row_lengths(rows, processor))
+
+
+def length_grouping_arg(config_cls, on: bool) -> dict:
+    """``{name: value}`` that turns length-grouped batches on or off in this transformers:
+    ``train_sampling_strategy`` in recent releases, ``group_by_length`` in older ones (5.17, as on the lent
+    GPU machine's image)."""
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    if "train_sampling_strategy" in names:
+        return {"train_sampling_strategy": "group_by_length" if on else "random"}
+    return {"group_by_length": on}

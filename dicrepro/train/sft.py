@@ -42,7 +42,7 @@ from dicrepro.train.backends import (
     resolve_backend,
     resolve_collator,
 )
-from dicrepro.train.collate import rows_that_fit
+from dicrepro.train.collate import length_grouping_arg, rows_that_fit, with_lengths
 from dicrepro.train.model_folder import ModelFolderError, check_model_folder
 from dicrepro.train.processor import load_processor
 from dicrepro.train.tiny_model import TINY_NOTE
@@ -199,6 +199,7 @@ def _sft_config(params, stage: int, out: Path, backend: str):
         # Unsloth brings its own (use_gradient_checkpointing="unsloth", offloaded to CPU RAM), set on
         # the model when it is loaded; the Trainer's would replace it with the plain one.
         **_checkpointing_arg(SFTConfig, cuda and backend != "unsloth"),
+        **length_grouping_arg(SFTConfig, s.group_by_length),
         optim="adamw_8bit" if cuda and (backend == "unsloth" or s.load_in_4bit) else "adamw_torch",
         # The collator needs the raw columns (image, prompt, target): TRL must neither drop nor
         # pre-tokenize them. Truncation is the collator's job (it checks image tokens first).
@@ -289,7 +290,8 @@ def train_stage(params, stage: int, *, callbacks: list | None = None) -> Path:
 
     # Rows whose prompt would be cut inside its image tokens are dropped, counted, before any training
     # (else the first batch holding one stops the training with an error, hours in).
-    train, too_long = rows_that_fit(train, load_processor(inputs["model"], params.model), params.sft.max_length)
+    processor = load_processor(inputs["model"], params.model)
+    train, too_long = rows_that_fit(train, processor, params.sft.max_length)
     if too_long:
         log.warning("stage %d: %d row(s) dropped: their prompt and image tokens do not fit in sft.max_length %d "
                     "(raise it or lower model.max_pixels): %s%s", stage, len(too_long), params.sft.max_length,
@@ -298,6 +300,8 @@ def train_stage(params, stage: int, *, callbacks: list | None = None) -> Path:
         raise StageInputError(f"stage {stage}: no row of {data_dir} fits in sft.max_length "
                               f"{params.sft.max_length} with its image tokens; raise sft.max_length or lower "
                               "model.max_pixels")
+    if params.sft.group_by_length:
+        train = with_lengths(train, processor)
     model, processor = BACKENDS[backend](params, inputs["model"], inputs["adapter"])
     if hasattr(model, "print_trainable_parameters"):
         n_train, n_all = model.get_nb_trainable_parameters()
