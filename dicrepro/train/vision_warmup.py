@@ -34,6 +34,13 @@ def _pixels(processor, image) -> tuple[torch.Tensor, torch.Tensor]:
     return x["pixel_values"], x["image_grid_thw"]
 
 
+def _pixels_each(processor, images: list) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """:func:`_pixels` of each image, the image processor called once for all of them (faster per image)."""
+    x = processor.image_processor(images=[rgb(im) for im in images], return_tensors="pt")
+    sizes = x["image_grid_thw"].prod(-1).tolist()
+    return [(pv, grid[None]) for pv, grid in zip(torch.split(x["pixel_values"], sizes), x["image_grid_thw"])]
+
+
 def _document(image, rng: random.Random):
     return document_look_image(rgb(image), rng)
 
@@ -61,7 +68,8 @@ def vision_warmup(model, processor, images: list, labels: list[str], *, epochs: 
     if len(classes) < 2 or epochs <= 0:
         log.info("vision warm-up skipped (%d type(s), %s epochs)", len(classes), epochs)
         return []
-    data = [_pixels(processor, img) for img, _ in pairs]
+    data = [x for i in range(0, len(pairs), batch_size)
+            for x in _pixels_each(processor, [img for img, _ in pairs[i:i + batch_size]])]
     y = torch.tensor([classes.index(lab) for _, lab in pairs])
     torch.manual_seed(seed)
     head = torch.nn.Linear(model.config.vision_config.out_hidden_size, len(classes)).to(model.device)
