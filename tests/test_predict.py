@@ -91,3 +91,24 @@ def test_the_runs_pixel_limits_decide_the_image_tokens(model_dir, test_rows):
     assert h * w * 14 * 14 <= 12544
     t2, h2, w2 = grid(larger)
     assert h2 * w2 > h * w and h2 * w2 * 14 * 14 <= 4 * 12544
+
+
+def test_objective_replies_stop_at_their_own_token_budget(model_dir, test_rows, tmp_path):
+    """Captions get eval.max_new_tokens, objective answers eval.objective_max_new_tokens: a model not yet
+    trained on questions would otherwise write a whole caption for every one of them."""
+    from dicrepro.evaluate.run import _predict_all
+    from dicrepro.paths import RunPaths
+    from dicrepro.train.processor import load_processor
+
+    p = Params(run_dir=tmp_path / "run", seed=3)
+    p.eval.max_new_tokens, p.eval.objective_max_new_tokens = 12, 2
+    paths = RunPaths(tmp_path / "run")
+    paths.predictions.mkdir(parents=True)
+    tok = load_processor(model_dir).tokenizer
+    for kind, budget in (("captions", 12), ("objective", 2)):
+        replies = _predict_all(p, paths, "base", model_dir, test_rows, kind, "m1", [])
+        identity = json.loads((paths.predictions / f"base__{kind}.identity.json").read_text())
+        assert identity["max_new_tokens"] == budget
+        assert max(len(tok(t, add_special_tokens=False)["input_ids"]) for t in replies.values()) <= budget
+    assert max(len(tok(t, add_special_tokens=False)["input_ids"]) for t in
+               _predict_all(p, paths, "base", model_dir, test_rows, "captions", "m1", []).values()) > 2
