@@ -209,7 +209,7 @@ def worker(args) -> dict:
 
     from dicrepro.params import load_params
     from dicrepro.train.backends import BACKENDS, adapted_module_names
-    from dicrepro.train.collate import VisionSFTCollator
+    from dicrepro.train.collate import VisionSFTCollator, with_lengths
     from dicrepro.train.sft import _sft_config
 
     os.environ.setdefault("DICREPRO_BASE_MODEL", str(args.model))
@@ -231,6 +231,8 @@ def worker(args) -> dict:
     load_s = time.time() - t_load
     adapted = adapted_module_names(model)
 
+    if s.group_by_length:  # batches drawn as a stage's training draws them (sft.group_by_length)
+        rows = with_lengths(rows, processor)
     collate, tokens, image_tokens = VisionSFTCollator(processor, s.max_length), [], []
     image_id = processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
 
