@@ -293,3 +293,21 @@ def test_batched_generation_pads_on_the_left(params):
         assert row[: len(row) - n].sum() == 0  # the padding is on the left
     single = generate(base, rows, batch_size=1, max_new_tokens=8, model=model, processor=processor)
     assert batched == single
+
+
+def test_length_grouping_is_asked_for_by_the_name_this_transformers_knows():
+    import dataclasses
+
+    @dataclasses.dataclass
+    class Old:  # before the sampler unification
+        group_by_length: bool = False
+
+    @dataclasses.dataclass
+    class Neither:
+        seed: int = 0
+
+    from transformers import TrainingArguments
+
+    assert length_grouping_arg(TrainingArguments, True) == {"train_sampling_strategy": "group_by_length"}
+    assert length_grouping_arg(Old, True) == {"group_by_length": True}
+    assert length_grouping_arg(Neither, True) == {}

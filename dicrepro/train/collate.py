@@ -187,11 +187,16 @@ def with_lengths(rows, processor):
 
 def length_grouping_arg(config_cls, on: bool) -> dict:
     """``{name: value}`` that turns length-grouped batches on or off in this transformers:
-    ``train_sampling_strategy`` in recent releases, ``group_by_length`` in older ones (5.17, as on the lent
-    GPU machine's image)."""
+    ``train_sampling_strategy`` since the sampler unification of early 2026 (transformers PR 43138),
+    ``group_by_length`` before it; ``{}`` (random batches) where the config class has neither."""
     import dataclasses
 
     names = {f.name for f in dataclasses.fields(config_cls)}
     if "train_sampling_strategy" in names:
         return {"train_sampling_strategy": "group_by_length" if on else "random"}
-    return {"group_by_length": on}
+    if "group_by_length" in names:
+        return {"group_by_length": on}
+    if on:
+        log.warning("%s has neither train_sampling_strategy nor group_by_length: batches are drawn at random",
+                    config_cls.__name__)
+    return {}
