@@ -11,10 +11,10 @@ from dicrepro.diagrams.graph import Diagram
 from dicrepro.diagrams.mermaid_text import bare, esc, node_ids, q
 
 
-
 def _head(keyword: str, d: Diagram, quote=bare) -> list[str]:
     """A chart's first lines: its keyword, then its title unless the sample hides it."""
     return [keyword, f"  title {quote(d.title)}"] if d.meta.get("show_title", True) else [keyword]
+
 
 def _gantt(d: Diagram) -> str:
     ids = node_ids(d)

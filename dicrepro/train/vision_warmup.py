@@ -29,16 +29,16 @@ from dicrepro.train.collate import rgb
 log = logging.getLogger(__name__)
 
 
-def _pixels(processor, image) -> tuple[torch.Tensor, torch.Tensor]:
-    x = processor.image_processor(images=[rgb(image)], return_tensors="pt")
-    return x["pixel_values"], x["image_grid_thw"]
-
-
 def _pixels_each(processor, images: list) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """:func:`_pixels` of each image, the image processor called once for all of them (faster per image)."""
+    """``(pixel_values, image_grid_thw)`` of each image, the image processor called once for all of them
+    (faster per image than one call each)."""
     x = processor.image_processor(images=[rgb(im) for im in images], return_tensors="pt")
     sizes = x["image_grid_thw"].prod(-1).tolist()
     return [(pv, grid[None]) for pv, grid in zip(torch.split(x["pixel_values"], sizes), x["image_grid_thw"])]
+
+
+def _pixels(processor, image) -> tuple[torch.Tensor, torch.Tensor]:
+    return _pixels_each(processor, [image])[0]
 
 
 def _document(image, rng: random.Random):
