@@ -54,6 +54,13 @@ def test_extract_choice_by_chinese_option_text(reply, letter):
     assert extract_choice(reply, ZH_OPTS, "zh") == letter
 
 
+def test_a_reply_that_is_exactly_an_option_chooses_it_even_with_a_capital_letter_inside():
+    # a label such as "Type B" listed as option C: the reply "Type B" means C, not the letter B
+    opts = ["Type A", "Type D", "Type B", "Type C"]
+    assert extract_choice("Type B", opts) == "C"
+    assert extract_choice("type b.", opts) == "C"
+
+
 def test_a_sentence_starting_with_the_article_a_is_not_option_a():
     assert extract_choice("A packet reaches the switch first.", OPTS) == "B"
 

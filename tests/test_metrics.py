@@ -10,6 +10,7 @@ from pycocoevalcap.cider.cider import Cider
 from rouge_score.rouge_scorer import RougeScorer
 
 from dicrepro.evaluate import meteor, metrics
+from dicrepro.evaluate.diagram_type import KNOWN_TYPES
 from dicrepro.evaluate.metrics import (
     CAPTION_METRICS,
     RougeTokenizer,
@@ -206,6 +207,14 @@ def test_objective_scores_count_unparsed_and_chance():
     assert s["chance"] == pytest.approx((0.25 + 0.5 + 0.0 + 0.25) / 4)
     with pytest.raises(ValueError, match="q4"):
         objective_scores(items, {k: v for k, v in preds.items() if k != "q4"})
+
+
+def test_the_open_type_question_is_read_like_a_caption_and_its_chance_is_one_in_all_types():
+    items = [{"id": f"t{i}", "kind": "type", "options": [], "answer_key": "pie"} for i in range(4)]
+    preds = {"t0": "This is a pie chart.", "t1": "这是一张饼图。", "t2": "This is a Gantt chart.", "t3": "No idea."}
+    s = objective_scores(items, preds)
+    assert s["correct"] == 2 and s["unparsed"] == 1
+    assert s["chance"] == pytest.approx(1 / len(KNOWN_TYPES)) and len(KNOWN_TYPES) >= 10
 
 
 def test_score_table_breaks_down_by_group_and_relative_improvement():

@@ -11,6 +11,7 @@ from test_describe import fixture_diagrams
 
 from dicrepro.data.vqa import KINDS, choose_test_diagrams, make_vqa, split_by_diagram
 from dicrepro.diagrams.graph import Diagram
+from dicrepro.evaluate.answers import is_correct
 from dicrepro.text.phrasings_en import TYPES as TYPES_EN
 from dicrepro.text.phrasings_zh import TYPES as TYPES_ZH
 
@@ -89,8 +90,8 @@ def expected(item: dict, d: Diagram) -> str:
     if t == "order.period":
         labels = [g.label for g in d.groups]
         return labels[labels.index(q[0]) + 1]
-    if t == "mc.diagram_type":  # the verbalizer's bare type name, in the question's language
-        return (TYPES_ZH if zh else TYPES_EN)[d.diagram_type][1]
+    if t == "type.diagram":
+        return d.diagram_type
     if t in ("mc.quadrant", "mc.group", "mc.present"):
         return item["options"]["ABCD".index(item["answer_key"])]  # checked by membership below
     truth = {
@@ -166,21 +167,27 @@ def test_every_objective_answer_key_is_rederived_from_the_graph(items):
             assert it["answer_key"] == want, (it["qtype"], it["question"], it["answer_key"], want)
         checked[it["kind"]] += 1
     # Every objective kind is exercised by the fixtures.
-    assert set(checked) == {"mc", "order", "sender", "transition", "tf", "path", "count"}, checked
+    assert set(checked) == {"mc", "order", "sender", "transition", "tf", "path", "count", "type"}, checked
 
 
-def test_every_diagram_asks_which_kind_of_diagram_it_is(items):
+def test_every_diagram_asks_what_kind_of_diagram_it_is(items):
     by_diagram = {}
     for it in items:
-        if it["qtype"] == "mc.diagram_type":
+        if it["qtype"] == "type.diagram":
             by_diagram.setdefault(it["diagram_id"], []).append(it)
     assert set(by_diagram) == {did for did, _ in _diagrams()}
     for did, (it, *more) in by_diagram.items():
         assert not more, did
-        # the options are four distinct type names: none of them can be read off the diagram's labels
-        names = set((TYPES_ZH if it["language"] == "zh" else TYPES_EN)[t][1] for t in TYPES_EN)
-        assert set(it["options"]) <= names and len(set(it["options"])) == 4, it
-        assert it["question"] in ("Which kind of diagram is this?", "这是哪一种图？")
+        # asked without options, answered in the verbalizer's words, keyed by the type
+        assert it["kind"] == "type" and it["options"] == [] and it["prompt"] == it["question"]
+        assert it["question"] in ("What kind of diagram is this?", "这是哪一种图？")
+        name = (TYPES_ZH if it["language"] == "zh" else TYPES_EN)[it["answer_key"]][0]
+        assert name in it["target"] and it["target"] == it["answer"]
+        assert is_correct(it, it["target"]) == (True, True)
+        other = next(t for t in TYPES_EN if t != it["answer_key"])
+        wrong = (TYPES_ZH if it["language"] == "zh" else TYPES_EN)[other][0]
+        assert is_correct(it, f"This is {wrong}.") == (False, True)  # a wrong type, read as one
+        assert is_correct(it, "I cannot tell.") == (False, False)  # no type named: unparsed
 
 
 def test_item_fields_and_prompts(items):
@@ -196,6 +203,8 @@ def test_item_fields_and_prompts(items):
             assert "True or False" in it["prompt"] or "True 或 False" in it["prompt"]
         elif it["kind"] == "count":
             assert it["answer_key"].isdigit() and it["target"] == it["answer_key"]
+        elif it["kind"] == "type":
+            assert it["answer_key"] in TYPES_EN and it["options"] == []
         else:
             assert it["options"] == [] and it["answer_key"] == "" and len(it["target"]) > 5
 

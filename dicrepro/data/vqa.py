@@ -3,8 +3,8 @@
 Objective kinds (dicrepro.data.vqa_kinds): ``mc`` (4 options A-D), ``order`` (what comes right after X),
 ``sender`` (who sends message M), ``transition`` (which state follows S on event E) — all answered with a
 letter; ``tf`` and ``path`` (can X be reached from Y) answered True/False; ``count`` answered with a
-number. Every diagram's objective questions include "which kind of diagram is this?" (``mc``, qtype
-``mc.diagram_type``). Open questions cover the three dimensions, with reference answers taken from the verbalizer's
+number. Every diagram's objective questions include "What kind of diagram is this?" (kind ``type``, qtype
+``type.diagram``: no options, answered "This is a pie chart.", keyed by the diagram's type). Open questions cover the three dimensions, with reference answers taken from the verbalizer's
 views: ``global`` (purpose and scope), ``partial`` (one phase / group / unit), ``detail`` (one element).
 With ``mermaid_task``, every diagram also gets the structure task "write this diagram as Mermaid" (kind
 ``mermaid``, qtype ``mermaid.write``, not objective), whose target is the diagram's own Mermaid source; the
@@ -22,7 +22,7 @@ from collections.abc import Iterable
 
 from dicrepro.progress import tqdm
 
-from dicrepro.data.vqa_kinds import Cand, Ctx, diagram_kind, objective_candidates
+from dicrepro.data.vqa_kinds import Cand, Ctx, diagram_kind, objective_candidates, type_answer
 from dicrepro.diagrams.graph import Diagram
 from dicrepro.diagrams.mermaid import to_mermaid
 from dicrepro.text.describe import Say, describe_parts
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 LETTERS = "ABCD"
 LETTER_KINDS = ("mc", "order", "sender", "transition")
 TF_KINDS = ("tf", "path")
-KINDS = LETTER_KINDS + TF_KINDS + ("count", "open", "mermaid")
+KINDS = LETTER_KINDS + TF_KINDS + ("count", "type", "open", "mermaid")
 MERMAID_TASK = {"en": "Write this diagram as Mermaid code.", "zh": "请把这张图写成 Mermaid 代码。"}
 
 _INSTRUCTIONS = {
@@ -205,6 +205,10 @@ def _item(item_id: str, did: str, d: Diagram, c) -> dict:
         lines = [f"{LETTERS[i]}. {opt}" for i, opt in enumerate(c.options)]
         prompt = "\n".join([c.question, *lines, ins["letter"]])
         key = letter
+    elif c.kind == "type":  # the question itself says what is wanted, as the tiny base was taught it
+        key = c.key
+        answer = type_answer(key, lang == "zh")
+        prompt = c.question
     else:
         key = c.key
         answer = key.capitalize() if c.kind in TF_KINDS else key

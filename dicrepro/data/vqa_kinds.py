@@ -26,13 +26,13 @@ GRAPH_TYPES = ("flowchart", "block", "architecture", "state", "mindmap")
 class Cand:
     """One objective question before letters are assigned."""
 
-    kind: str  # mc/order/sender/transition/tf/path/count
+    kind: str  # mc/order/sender/transition/tf/path/count/type
     qtype: str  # the family, e.g. "count.participants" (for breakdowns and tests)
     dimension: str  # global/partial/detail
     question: str
     options: list[str] = field(default_factory=list)
     correct: int = -1  # index into options for letter kinds
-    key: str = ""  # "true"/"false" or the number, for tf/path/count
+    key: str = ""  # "true"/"false", the number or the diagram type, for tf/path/count/type
 
 
 class Ctx:
@@ -424,18 +424,28 @@ def group_members(c: Ctx) -> list:
     return out
 
 
-def diagram_kind(c: Ctx) -> list[Cand]:
-    """Any type: which kind of diagram this is (options: four type names, in the verbalizer's words).
+TYPE_QUESTION = {"en": "What kind of diagram is this?", "zh": "这是哪一种图？"}
 
-    The one question a model cannot answer from the question's text: its options are type names, not
-    labels of the diagram, so a model that ignores the image is at chance (25%)."""
+
+def type_answer(diagram_type: str, zh: bool) -> str:
+    """The answer to :data:`TYPE_QUESTION` in the verbalizer's words: "This is a pie chart." / "这是一张饼图。"."""
+    name = (TYPES_ZH if zh else TYPES_EN)[diagram_type][0]
+    return f"这是{name}。" if zh else f"This is {name}."
+
+
+def diagram_kind(c: Ctx) -> list[Cand]:
+    """Any type: "What kind of diagram is this?", asked without options (kind ``type``, key: the type,
+    ``"pie"``) and answered in words ("This is a pie chart.").
+
+    The one question a model cannot answer from the question's text. It is open, not multiple choice: the
+    reply is read by the same type reader as captions (dicrepro.evaluate.diagram_type: en/zh names and
+    synonyms, first mention), so a blind guess is right about once in 15 types (not once in 4), and
+    reading the type is not mixed up with pointing at the letter of the option that names it (the tiny
+    stand-in named the right type after the wrong letter; README)."""
     d = c.d
-    names = TYPES_ZH if c.zh else TYPES_EN
-    if d.diagram_type not in names:
+    if d.diagram_type not in (TYPES_ZH if c.zh else TYPES_EN):
         return []
-    others = [t for t in names if t != d.diagram_type]
-    return c.mc("mc", "mc.diagram_type", "global", c.t("Which kind of diagram is this?", "这是哪一种图？"),
-                names[d.diagram_type][1], [names[t][1] for t in others], use_pool=False)
+    return [Cand("type", "type.diagram", "global", TYPE_QUESTION["zh" if c.zh else "en"], key=d.diagram_type)]
 
 
 def blocks_notes(c: Ctx) -> list:

@@ -1,7 +1,8 @@
 """Reading the answer out of a model's reply to an objective question.
 
 Following VLMEvalKit's order: look for one option letter first ("B", "(B)", "Answer: B", "答案是B"),
-then fall back to the text of one option ("Router"). Anything ambiguous (two different letters, two
+then fall back to the text of one option ("Router"); a reply that is exactly one option's text is read
+as that option before any capital letter inside it. Anything ambiguous (two different letters, two
 options' texts) or unreadable is *unparsed*: it counts as wrong and is reported separately.
 True/false ("True", "false", "正确", "错误", "yes/no") and numbers ("3", "three", "三") are read the same way.
 """
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
+
+from dicrepro.evaluate.diagram_type import caption_type
 
 LETTERS = "ABCDEFGH"
 
@@ -49,8 +52,8 @@ def extract_choice(text: str, options: list[str], language: str | None = None) -
     """The option letter (``"A"``..) a reply chooses, or None when it is unparseable or ambiguous.
 
     Tries, in order: a cued letter ("Answer: B", "答案是B", "选B"); a reply that is only a letter (any
-    case); standalone capital letters ("B", "(B)", "B. Router"); an option's text alone or contained in
-    the reply (exactly one option). ``language`` is accepted for symmetry; every rule covers English and
+    case); a reply that is exactly one option's text; standalone capital letters ("B", "(B)", "B. Router");
+    an option's text contained in the reply (exactly one option). ``language`` is accepted for symmetry; every rule covers English and
     Chinese replies. Lower-case letters are read only when cued or alone, never inside prose ("a router").
     """
     del language  # the rules are language-independent; kept in the signature for callers that pass it
@@ -65,6 +68,13 @@ def extract_choice(text: str, options: list[str], language: str | None = None) -
     m = _ONLY_LETTER.match(t)
     if m and m.group(1).upper() in valid:
         return m.group(1).upper()
+    reply = _norm(t)
+    texts = [_norm(o) for o in options]
+    # a reply that is exactly one option's text chooses it, even when that text holds a capital letter
+    # of its own ("Type B" as option C): read as a bare letter, it would choose B
+    exact = {LETTERS[i] for i, o in enumerate(texts) if o and o == reply}
+    if exact:
+        return _one(exact)
     bare = {m.group(1) for m in _BARE_UPPER.finditer(t)
             if not (m.group(1) == "A" and _ARTICLE_A.match(t, m.end()))} & valid
     if bare:
@@ -72,11 +82,6 @@ def extract_choice(text: str, options: list[str], language: str | None = None) -
         return _one(bare)
     if not options:
         return None
-    reply = _norm(t)
-    texts = [_norm(o) for o in options]
-    exact = {LETTERS[i] for i, o in enumerate(texts) if o and o == reply}
-    if exact:
-        return _one(exact)
     # an option's text inside a longer reply; longest texts first so "SMF" does not match inside "SMF-2"
     contained = {LETTERS[i] for i, o in enumerate(texts)
                  if o and re.search(rf"(?<!\w){re.escape(o)}(?!\w)", reply)}
@@ -142,8 +147,12 @@ def _key_kind(key: str) -> str:
 
 def is_correct(item: dict, text: str) -> tuple[bool, bool]:
     """(correct, parsed) for a reply to an objective item with ``options`` and ``answer_key`` (a letter,
-    ``"true"``/``"false"``, or an integer string). Unparsed replies are wrong."""
+    ``"true"``/``"false"``, or an integer string; for kind ``type``, a diagram type such as ``"pie"``, read
+    from the reply like a caption's type). Unparsed replies are wrong."""
     key = str(item["answer_key"])
+    if item.get("kind") == "type":
+        got = caption_type(text)
+        return (got == key, got is not None)
     kind = _key_kind(key)
     options = list(item.get("options") or [])
     if kind == "choice":

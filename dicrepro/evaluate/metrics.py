@@ -48,6 +48,7 @@ from pathlib import Path
 
 from dicrepro.evaluate import ngrams
 from dicrepro.evaluate.answers import is_correct
+from dicrepro.evaluate.diagram_type import KNOWN_TYPES
 from dicrepro.evaluate.meteor import meteor_items
 
 log = logging.getLogger(__name__)
@@ -277,7 +278,10 @@ def metrics_from_files(pred_path: str | Path, ref_path: str | Path) -> dict[str,
 # --- objective questions ------------------------------------------------------------------------------
 
 def chance_level(item: dict) -> float:
-    """Probability of a blind guess being right: 1/len(options); 0.5 for true/false; 0 for free numbers."""
+    """Probability of a blind guess being right: 1/len(options); 0.5 for true/false; 1/(known types) for
+    "What kind of diagram is this?"; 0 for free numbers."""
+    if item.get("kind") == "type":
+        return 1.0 / len(KNOWN_TYPES)
     if item.get("options"):
         return 1.0 / len(item["options"])
     if str(item.get("answer_key", "")).lower() in ("true", "false"):

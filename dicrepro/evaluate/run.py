@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 CAPTION_GROUPS = ("overall", "diagram_type", "language", "source")
 OBJECTIVE_GROUPS = ("overall", "dimension", "kind", "qtype", "diagram_type")
 METRIC_KEYS = ("bleu1", "bleu2", "bleu3", "bleu4", "meteor", "rougeL", "cider")
-TYPE_QTYPE = "mc.diagram_type"  # the objective "which kind of diagram is this?" (dicrepro.data.vqa_kinds)
+TYPE_QTYPE = "type.diagram"  # the objective "What kind of diagram is this?" (dicrepro.data.vqa_kinds)
 
 
 def model_dirs(params: Params) -> dict[str, Path]:

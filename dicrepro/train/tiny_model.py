@@ -32,6 +32,7 @@ from transformers import (
 from dicrepro.atomic import read_json_record, replace_dir_atomic, write_json_atomic, write_text_atomic
 from datasets import Dataset, Image, concatenate_datasets
 
+from dicrepro.data.vqa_kinds import TYPE_QUESTION, type_answer
 from dicrepro.text.phrasings_en import TYPES as TYPES_EN
 from dicrepro.text.phrasings_zh import TYPES as TYPES_ZH
 from dicrepro.train.collate import VisionSFTCollator, length_grouping_arg
@@ -54,7 +55,6 @@ RECIPE_VERSION = 5  # bump when the way the base is built changes (part of base_
 # One pass over every warm-up diagram took its loss from 7.3 to 0.11, yet stage-3 captions named the type in 68%
 # where a linear probe on the same image tokens read 85%; with a second pass, 71.7% and 70.0% (two runs).
 TYPE_READING_EPOCHS = 2.0
-TYPE_QUESTION = {"en": "What kind of diagram is this?", "zh": "这是哪一种图？"}
 TINY_NOTE = ("THIS IS THE TINY RANDOM-INIT STAND-IN, NOT Qwen2.5-VL-7B. It has the Qwen2.5-VL architecture "
              "at toy size, a locally trained tokenizer and a few minutes of training on CPU; its outputs and "
              "scores show that the pipeline works, not what the paper's model achieves.")
@@ -130,21 +130,20 @@ def init_tiny_model(params, tokenizer) -> Qwen2_5_VLForConditionalGeneration:
 
 def type_question_rows(train) -> Dataset:
     """One "What kind of diagram is this?" row per pre-training diagram (en/zh as the diagram), answered
-    with its type in the verbalizer's words ("This is a pie chart." / "这是一张饼图。")."""
+    with its type in the verbalizer's words ("This is a pie chart." / "这是一张饼图。"): the stage-3
+    objective type question, asked and answered the same way (dicrepro.data.vqa_kinds)."""
     rows = {"id": [], "image": [], "prompt": [], "target": []}
     # The images' PNG bytes are carried over as they are: decoded, each would be encoded again (12 s for
     # the 1,200 warm-up diagrams).
     view = train.cast_column("image", Image(decode=False)).select_columns(["id", "image", "language", "diagram_type"])
     for r in view:
         zh = str(r["language"]).startswith("zh")
-        names = TYPES_ZH if zh else TYPES_EN
-        if r["diagram_type"] not in names:
+        if r["diagram_type"] not in (TYPES_ZH if zh else TYPES_EN):
             continue
-        name = names[r["diagram_type"]][0]
         rows["id"].append(f"{r['id']}-type")
         rows["image"].append(r["image"])
         rows["prompt"].append(TYPE_QUESTION["zh" if zh else "en"])
-        rows["target"].append(f"这是{name}。" if zh else f"This is {name}.")
+        rows["target"].append(type_answer(r["diagram_type"], zh))
     return Dataset.from_dict(rows, features=train.select_columns(list(rows)).features)
 
 
