@@ -88,15 +88,16 @@ def test_build_reload_and_generate_offline(tmp_path, general):
 
 
 def test_more_warm_up_diagrams_than_captioned_ones(tmp_path, general):
-    """The warm-up and the type-reading phase see every general diagram; the text pre-training only the first
-    ``pretrain_samples`` of them."""
+    """The warm-up and the type-reading phase see every general diagram (and its document look); the text
+    pre-training only the first ``pretrain_samples`` of them."""
     import json
 
     p = smoke_params(tmp_path, pretrain_samples=4, vision_warmup_epochs=1)
     out = build_tiny_base(p, general, tmp_path / "base", tokenizer_corpus=corpus(general))
     meta = json.loads((out / "dicrepro_model.json").read_text())
     assert meta["pretrain_rows"] == 4 and meta["warmup_rows"] == 8
-    assert meta["type_reading"]["rows"] == 8 and meta["type_reading"]["loss_last"] is not None
+    # the type-reading phase reads each diagram and its document-look copy (vision_warmup_copies: 1)
+    assert meta["type_reading"]["rows"] == 16 and meta["type_reading"]["loss_last"] is not None
     assert (out / "type_loss.csv").read_text().startswith("step,epoch,loss")
     assert "tell 8 general diagrams' types" in (out / "README.md").read_text()
 

@@ -115,7 +115,7 @@ def score_objective(items: list[dict], preds: dict[str, dict[str, str]]) -> pd.D
 def score_types(cap_meta: list[dict], obj_items: list[dict], cap_preds: dict[str, dict[str, str]],
                 obj_preds: dict[str, dict[str, str]], condition: str = "image") -> pd.DataFrame:
     """Diagram-type accuracy per model: of the captions (the type named first, dicrepro.evaluate.diagram_type;
-    overall and per source) and of the objective "which kind of diagram is this?" questions."""
+    overall and per source) and of the objective "What kind of diagram is this?" questions."""
 
     rows = []
     for model, by_id in cap_preds.items():

@@ -41,8 +41,11 @@ def _pixels(processor, image) -> tuple[torch.Tensor, torch.Tensor]:
     return _pixels_each(processor, [image])[0]
 
 
-def _document(image, rng: random.Random):
-    return document_look_image(rgb(image), rng)
+def document_looks(images: list, copies: int, seed: int) -> list:
+    """``copies`` document-look versions of every image (page context, scan noise, JPEG), as PIL images:
+    all images' first copies, then all second copies. Deterministic given ``seed``; the warm-up's own."""
+    rng = random.Random(seed)
+    return [document_look_image(rgb(img), rng) for _ in range(copies) for img in images]
 
 
 def pooled_image_tokens(model, batch: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
@@ -61,13 +64,12 @@ def vision_warmup(model, processor, images: list, labels: list[str], *, epochs: 
     """Train ``model``'s vision tower and merger to classify ``labels`` (diagram types) from ``images``;
     returns the curve (epoch, loss, train accuracy). ``document_copies`` extra copies of each image in a
     document look are added."""
-    rng = random.Random(seed)
-    pairs = [(img, lab) for img, lab in zip(images, labels)]
-    pairs += [(_document(img, rng), lab) for _ in range(document_copies) for img, lab in zip(images, labels)]
     classes = sorted(set(labels))
     if len(classes) < 2 or epochs <= 0:
         log.info("vision warm-up skipped (%d type(s), %s epochs)", len(classes), epochs)
         return []
+    pairs = list(zip(images, labels)) + list(zip(document_looks(images, document_copies, seed),
+                                                 labels * document_copies))
     data = [x for i in range(0, len(pairs), batch_size)
             for x in _pixels_each(processor, [img for img, _ in pairs[i:i + batch_size]])]
     y = torch.tensor([classes.index(lab) for _, lab in pairs])
