@@ -51,8 +51,7 @@ def test_warmup_teaches_the_vision_tower_two_kinds_apart(tmp_path):
     images = [_drawing(kind, k) for k in range(6) for kind in ("pie", "flow")]
     labels = [kind for _ in range(6) for kind in ("pie", "flow")]
     before = [x.detach().clone() for x in model.model.visual.parameters()]
-    curve = vision_warmup(model, proc, images, labels, epochs=12, lr=3e-3, seed=1, document_copies=0,
-                          batch_size=4)
+    curve = vision_warmup(model, proc, images, labels, epochs=12, lr=3e-3, seed=1, batch_size=4)
     assert len(curve) == 12 and curve[-1]["loss"] < curve[0]["loss"]
     assert curve[-1]["accuracy"] == 1.0
     assert any(not torch.equal(a, b) for a, b in zip(before, model.model.visual.parameters()))

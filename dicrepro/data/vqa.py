@@ -4,8 +4,9 @@ Objective kinds (dicrepro.data.vqa_kinds): ``mc`` (4 options A-D), ``order`` (wh
 ``sender`` (who sends message M), ``transition`` (which state follows S on event E) — all answered with a
 letter; ``tf`` and ``path`` (can X be reached from Y) answered True/False; ``count`` answered with a
 number. Every diagram's objective questions include "What kind of diagram is this?" (kind ``type``, qtype
-``type.diagram``: no options, answered "This is a pie chart.", keyed by the diagram's type). Open questions cover the three dimensions, with reference answers taken from the verbalizer's
-views: ``global`` (purpose and scope), ``partial`` (one phase / group / unit), ``detail`` (one element).
+``type.diagram``: no options, answered "This is a pie chart.", keyed by the diagram's type). Open
+questions cover the three dimensions, with reference answers taken from the verbalizer's views:
+``global`` (purpose and scope), ``partial`` (one phase / group / unit), ``detail`` (one element).
 With ``mermaid_task``, every diagram also gets the structure task "write this diagram as Mermaid" (kind
 ``mermaid``, qtype ``mermaid.write``, not objective), whose target is the diagram's own Mermaid source; the
 evaluate step scores it by structure F1 against the graph (dicrepro.evaluate.structure).

@@ -428,7 +428,8 @@ TYPE_QUESTION = {"en": "What kind of diagram is this?", "zh": "这是哪一种�
 
 
 def type_answer(diagram_type: str, zh: bool) -> str:
-    """The answer to :data:`TYPE_QUESTION` in the verbalizer's words: "This is a pie chart." / "这是一张饼图。"."""
+    """The answer to :data:`TYPE_QUESTION` in the verbalizer's words: "This is a pie chart." /
+    "这是一张饼图。"."""
     name = (TYPES_ZH if zh else TYPES_EN)[diagram_type][0]
     return f"这是{name}。" if zh else f"This is {name}."
 

@@ -53,8 +53,9 @@ def extract_choice(text: str, options: list[str], language: str | None = None) -
 
     Tries, in order: a cued letter ("Answer: B", "答案是B", "选B"); a reply that is only a letter (any
     case); a reply that is exactly one option's text; standalone capital letters ("B", "(B)", "B. Router");
-    an option's text contained in the reply (exactly one option). ``language`` is accepted for symmetry; every rule covers English and
-    Chinese replies. Lower-case letters are read only when cued or alone, never inside prose ("a router").
+    an option's text contained in the reply (exactly one option). ``language`` is accepted for symmetry;
+    every rule covers English and Chinese replies. Lower-case letters are read only when cued or alone,
+    never inside prose ("a router").
     """
     del language  # the rules are language-independent; kept in the signature for callers that pass it
     if not text or not text.strip():

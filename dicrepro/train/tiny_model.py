@@ -138,7 +138,7 @@ def type_question_rows(train, looks: list | None = None) -> Dataset:
     images standing in for the diagrams' own, one per row of ``train`` (their document-look copies)."""
     rows = {"id": [], "image": [], "prompt": [], "target": []}
     # The images' PNG bytes are carried over as they are: decoded, each would be encoded again (12 s for
-    # the 1,200 warm-up diagrams). Document looks are stored as JPEG (they were JPEG-compressed already).
+    # the 1,200 warm-up diagrams). Document looks are stored as JPEG (most went through JPEG already), faster to encode than PNG.
     view = train.cast_column("image", Image(decode=False)).select_columns(["id", "image", "language", "diagram_type"])
     if looks is not None:
         view = view.remove_columns("image").add_column("image", [_jpeg(im) for im in looks])
@@ -288,8 +288,7 @@ def build_tiny_base(params, pretrain_dataset, out_dir, tokenizer_corpus: list[st
             images, labels = list(train["image"]), list(train["diagram_type"])
             looks = document_looks(images, t.vision_warmup_copies, params.seed)
             warmup = vision_warmup(model, processor, images + looks, labels * (1 + t.vision_warmup_copies),
-                                   epochs=t.vision_warmup_epochs, lr=t.vision_warmup_lr, seed=params.seed,
-                                   document_copies=0)
+                                   epochs=t.vision_warmup_epochs, lr=t.vision_warmup_lr, seed=params.seed)
         frozen = [q for q in model.model.visual.parameters() if q.requires_grad] \
             if warmup and t.freeze_vision_after_warmup else []
         for q in frozen:

@@ -60,16 +60,15 @@ def pooled_image_tokens(model, batch: list[tuple[torch.Tensor, torch.Tensor]]) -
 
 
 def vision_warmup(model, processor, images: list, labels: list[str], *, epochs: int, lr: float, seed: int,
-                  document_copies: int = 1, batch_size: int = 16) -> list[dict]:
-    """Train ``model``'s vision tower and merger to classify ``labels`` (diagram types) from ``images``;
-    returns the curve (epoch, loss, train accuracy). ``document_copies`` extra copies of each image in a
-    document look are added."""
+                  batch_size: int = 16) -> list[dict]:
+    """Train ``model``'s vision tower and merger to classify ``labels`` (diagram types) from ``images``
+    (the tiny base passes each general diagram and its :func:`document_looks` copies); returns the curve
+    (epoch, loss, train accuracy)."""
     classes = sorted(set(labels))
     if len(classes) < 2 or epochs <= 0:
         log.info("vision warm-up skipped (%d type(s), %s epochs)", len(classes), epochs)
         return []
-    pairs = list(zip(images, labels)) + list(zip(document_looks(images, document_copies, seed),
-                                                 labels * document_copies))
+    pairs = list(zip(images, labels))
     data = [x for i in range(0, len(pairs), batch_size)
             for x in _pixels_each(processor, [img for img, _ in pairs[i:i + batch_size]])]
     y = torch.tensor([classes.index(lab) for _, lab in pairs])
