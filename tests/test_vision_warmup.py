@@ -62,3 +62,27 @@ def test_warmup_teaches_the_vision_tower_two_kinds_apart(tmp_path):
                 (proc.image_processor(images=[im], return_tensors="pt") for im in images[:2])]
         pie, flow = pooled_image_tokens(model, data)
     assert torch.nn.functional.cosine_similarity(pie, flow, dim=0).item() < 0.99
+
+
+def test_warmup_leaves_a_patch_embedding_blind_to_the_page_brightness(tmp_path):
+    # A dark theme's background is a large constant in every patch; the warm-up keeps each filter summing
+    # to zero, so any uniform grey (white paper, a dark background, black) embeds to nothing, while a
+    # diagram's lines and its colours are what the tower sees.
+    p = _params(tmp_path)
+    tok = train_tokenizer(["a b c"] * 3, 300)
+    proc = tiny_processor(p, tok)
+    model = init_tiny_model(p, tok)
+    keys = set(model.state_dict())
+    images = [_drawing(kind, k) for k in range(4) for kind in ("pie", "flow")]
+    vision_warmup(model, proc, images, [kind for _ in range(4) for kind in ("pie", "flow")],
+                  epochs=2, lr=3e-3, seed=1, batch_size=4)
+    assert set(model.state_dict()) == keys  # a plain Qwen2.5-VL checkpoint: nothing of the constraint is saved
+    embed = model.model.visual.patch_embed
+    with torch.no_grad():
+        def embedded(image):
+            return embed(proc.image_processor(images=[image], return_tensors="pt")["pixel_values"]).abs().max().item()
+
+        for grey in ("white", (40, 40, 40), "black"):
+            assert embedded(Image.new("RGB", (56, 56), grey)) < 1e-4, grey
+        assert embedded(Image.new("RGB", (56, 56), (120, 200, 255))) > 1e-3  # a fill's colour is seen
+        assert embedded(_drawing("pie", 0)) > 1e-2
