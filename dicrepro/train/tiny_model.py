@@ -222,7 +222,7 @@ tags: [dicrepro, tiny-stand-in, qwen2_5_vl, random-init]
   knowledge.
 - Vision-first warm-up: before any text, the vision tower learnt to tell {n_warmup} general diagrams' types
   apart ({t.vision_warmup_epochs} epochs, lr {t.vision_warmup_lr}, plus {t.vision_warmup_copies} document-look
-  copy per diagram){frozen}; {reading}pre-training also asks "What kind of diagram is this?" ({t.type_questions}).
+  copy per diagram; patch-embedding filters kept summing to zero, blind to a uniform grey such as the page){frozen}; {reading}pre-training also asks "What kind of diagram is this?" ({t.type_questions}).
 - Images are resized to {params.model.min_pixels}..{params.model.max_pixels} pixels and normalised with
   white paper at 0 (mean {DIAGRAM_MEAN}, std {DIAGRAM_STD}), so that ink, not paper, is the signal.
 
