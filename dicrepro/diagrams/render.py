@@ -42,7 +42,11 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  # Glyphs at whole-pixel positions: with subpixel positioning, the raster of a large bold
                  # title (timeline diagrams) depended on what the page had drawn before, so the same
                  # diagram gave different PNG bytes in different batch orders (about 1 in 100 timelines).
-                 "--disable-font-subpixel-positioning"]
+                 "--disable-font-subpixel-positioning",
+                 # Whether a layer may use LCD text is Chromium's per-paint decision, and it changes the
+                 # text's gamma even where the glyphs stay grey (pie and gantt labels came out one level
+                 # apart with and without it); with it off there is one text raster, whatever came before.
+                 "--disable-lcd-text"]
 ORIGIN = "http://dicrepro.invalid"  # served by page.route from memory; .invalid never resolves anyway
 # The render page. Mermaid's default fonts (Trebuchet, Verdana, Arial) are not on Debian; the stack below
 # ends in Noto Sans CJK so Chinese labels have glyphs (fonts-noto-cjk), and DejaVu/Liberation for Latin.
