@@ -155,3 +155,30 @@ def test_pretraining_data_needs_the_training_columns(tmp_path, general):
     with pytest.raises(ValueError, match=r"lacks column\(s\) \['target'\]"):
         build_tiny_base(smoke_params(tmp_path), general.remove_columns("target"), tmp_path / "x",
                         tokenizer_corpus=["a"])
+
+
+def test_the_output_layer_runs_only_where_a_label_is_with_the_same_loss_and_gradients(tmp_path, general):
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from dicrepro.train.collate import VisionSFTCollator
+    from dicrepro.train.tiny_model import logits_where_labelled
+
+    p = smoke_params(tmp_path)
+    out = build_tiny_base(p, general, tmp_path / "base", tokenizer_corpus=corpus(general))
+    model = AutoModelForImageTextToText.from_pretrained(out).train()
+    collate = VisionSFTCollator(AutoProcessor.from_pretrained(out), p.sft.max_length)
+    rows = [general["train"][i] for i in range(4)]
+
+    def loss_and_grads(batch):
+        model.zero_grad()
+        out = model(**batch, num_items_in_batch=(batch["labels"][:, 1:] != -100).sum())
+        out.loss.backward()
+        return out, torch.cat([w.grad.flatten() for w in model.parameters() if w.grad is not None])
+
+    full, full_grads = loss_and_grads(collate(rows))
+    kept, kept_grads = loss_and_grads(logits_where_labelled(collate)(rows))
+    n_labelled = int((collate(rows)["labels"] != -100).sum())
+    assert kept.logits.shape == (n_labelled, model.config.text_config.vocab_size)  # not one per position
+    assert full.logits.shape[0] * full.logits.shape[1] > n_labelled
+    assert torch.allclose(kept.loss, full.loss, rtol=1e-6)
+    assert torch.allclose(kept_grads, full_grads, atol=1e-6)

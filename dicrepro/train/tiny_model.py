@@ -52,7 +52,7 @@ MERGE_SIZE = 2
 # not see anything. At 0, a white patch embeds to nothing and ink is the signal. Saved in the processor.
 DIAGRAM_MEAN = [1.0, 1.0, 1.0]
 DIAGRAM_STD = [0.5, 0.5, 0.5]
-RECIPE_VERSION = 8  # bump when the way the base is built changes (part of base_recipe)
+RECIPE_VERSION = 9  # bump when the way the base is built changes (part of base_recipe)
 # One pass over every warm-up diagram took its loss from 7.3 to 0.11, yet stage-3 captions named the type in 68%
 # where a linear probe on the same image tokens read 85%; with a second pass, 71.7% and 70.0% (two runs). With
 # the document-look copies in the rows, the base named the type of 68.8% of the stage-1 training diagrams
@@ -159,6 +159,24 @@ def _jpeg(img) -> dict:
     return {"bytes": buf.getvalue(), "path": None}
 
 
+def logits_where_labelled(collate):
+    """Wrap a collator so the model computes its output layer only at positions whose next token is a label.
+
+    Why: the output layer and its cross-entropy took a quarter of a tiny training step at every position,
+    image tokens and prompt included, where no loss is taken (the base's type questions are mostly image
+    tokens). The batch gets ``logits_to_keep`` (those positions) and ``shift_labels`` (their labels, in the
+    same order), which Qwen2.5-VL's forward and transformers' causal-LM loss take as they are: the same loss
+    and gradients, in floating point up to summation order (test).
+    """
+    def call(rows):
+        batch = collate(rows)
+        shifted = batch["labels"][:, 1:]
+        batch["logits_to_keep"] = torch.nn.functional.pad(shifted != -100, (0, 1), value=False)
+        batch["shift_labels"] = shifted[shifted != -100]
+        return batch
+    return call
+
+
 def pretrain(model, processor, train_rows, params, out_dir: Path, *, epochs: float | None = None,
              name: str = "loss") -> list[dict]:
     """Full fine-tuning (every weight that requires grad) on general image-text rows for ``epochs`` (default
@@ -182,7 +200,7 @@ def pretrain(model, processor, train_rows, params, out_dir: Path, *, epochs: flo
     )
     loss_csv = out_dir / f"{name}.csv"
     trainer = Trainer(model=model, args=args, train_dataset=train_rows,
-                      data_collator=VisionSFTCollator(processor, params.sft.max_length),
+                      data_collator=logits_where_labelled(VisionSFTCollator(processor, params.sft.max_length)),
                       callbacks=[LossCSVCallback(loss_csv), tensorboard_callback(out_dir / "tensorboard" / name)])
     trainer.train()
     shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
