@@ -199,6 +199,7 @@ def _how_they_differ(pngs: set[bytes]) -> str:
     return (f"{len(ys)} pixels in x {xs.min()}-{xs.max()}, y {ys.min()}-{ys.max()} of {a.shape[1]}x{a.shape[0]}, "
             f"up to {np.abs(a - b).max()} levels apart")
 
+
 def test_the_fast_config_copy_changes_no_byte():
     """mermaid.js is served with a faster copy of its configuration (dicrepro.diagrams.mermaid_js); the
     same diagrams in every type, theme and the paper profile's realistic shapes (blocks, notes, activations,
