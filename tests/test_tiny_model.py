@@ -175,9 +175,10 @@ def test_the_output_layer_runs_only_where_a_label_is_with_the_same_loss_and_grad
         out.loss.backward()
         return out, torch.cat([w.grad.flatten() for w in model.parameters() if w.grad is not None])
 
-    full, full_grads = loss_and_grads(collate(rows))
+    batch = collate(rows)
+    n_labelled = int((batch["labels"] != -100).sum())
+    full, full_grads = loss_and_grads(batch)
     kept, kept_grads = loss_and_grads(logits_where_labelled(collate)(rows))
-    n_labelled = int((collate(rows)["labels"] != -100).sum())
     assert kept.logits.shape == (n_labelled, model.config.text_config.vocab_size)  # not one per position
     assert full.logits.shape[0] * full.logits.shape[1] > n_labelled
     assert torch.allclose(kept.loss, full.loss, rtol=1e-6)

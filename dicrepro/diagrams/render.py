@@ -45,7 +45,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-font-subpixel-positioning",
                  # Whether a layer may use LCD text is Chromium's per-paint decision, and it changes the
                  # text's gamma even where the glyphs stay grey (pie and gantt labels came out one level
-                 # apart with and without it); with it off there is one text raster, whatever came before.
+                 # apart with and without it); off, that choice cannot follow what was drawn before.
                  "--disable-lcd-text"]
 ORIGIN = "http://dicrepro.invalid"  # served by page.route from memory; .invalid never resolves anyway
 # The render page. Mermaid's default fonts (Trebuchet, Verdana, Arial) are not on Debian; the stack below
