@@ -6,7 +6,9 @@ same LoRA targets (one regex, ``dicrepro.train.backends.lora_target_regex``; eac
 modules it adapted), batch size and learning rate, each in a process of its own: Unsloth patches
 transformers when imported, and peak memory has to be one variant's alone. Variants:
 
-    hf             transformers + PEFT LoRA, 16-bit weights (bf16 on a GPU, float32 on CPU)
+    hf             transformers + PEFT LoRA, 16-bit weights (bf16 on a GPU, float32 on CPU), trained as the
+                   stages train (off CUDA: the output layer only at labelled positions, train/sft_trainer.py)
+    hf-trl-head    the same with TRL's own SFTTrainer loss everywhere (off CUDA it scores every position)
     hf-qlora       the same on bitsandbytes 4-bit weights (QLoRA)                 (CUDA only)
     unsloth-qlora  Unsloth's FastVisionModel, 4-bit (the paper profile's backend) (CUDA only)
     unsloth        Unsloth, 16-bit LoRA                                           (CUDA only)
@@ -54,6 +56,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 VARIANTS = {  # name: (sft.backend, sft.load_in_4bit)
     "hf": ("hf", False),
+    "hf-trl-head": ("hf", False),
     "hf-qlora": ("hf", True),
     "unsloth-qlora": ("unsloth", True),
     "unsloth": ("unsloth", False),
@@ -211,6 +214,7 @@ def worker(args) -> dict:
     from dicrepro.train.backends import BACKENDS, adapted_module_names
     from dicrepro.train.collate import VisionSFTCollator, with_lengths
     from dicrepro.train.sft import _sft_config
+    from dicrepro.train.sft_trainer import sft_trainer_class
 
     os.environ.setdefault("DICREPRO_BASE_MODEL", str(args.model))
     spec = ROW_SCALES.get(args.scale or "", {})
@@ -252,7 +256,8 @@ def worker(args) -> dict:
             self.marks.append(time.perf_counter())
 
     clock = StepClock()
-    trainer = SFTTrainer(model=model, args=_sft_config(params, 1, args.work / args.variant, backend),
+    trainer_cls = SFTTrainer if args.variant == "hf-trl-head" else sft_trainer_class("cuda" if cuda else "cpu")
+    trainer = trainer_cls(model=model, args=_sft_config(params, 1, args.work / args.variant, backend),
                          train_dataset=rows, processing_class=processor, data_collator=counting_collator,
                          callbacks=[clock])
     if cuda:

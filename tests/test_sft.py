@@ -317,3 +317,38 @@ def test_same_seed_same_adapter_bytes(run, tmp_path):
         digests.append((out / "adapter" / "adapter_model.safetensors").read_bytes())
         digests.append((out / "merged" / "model.safetensors").read_bytes())
     assert digests[0] == digests[2] and digests[1] == digests[3]
+
+
+def test_off_cuda_the_loss_takes_logits_only_where_labels_are_with_trls_loss_and_metrics(run, processor):
+    """The CPU trainer's loss, gradients and logged metrics are TRL's, from the labelled positions only."""
+    from trl import SFTConfig, SFTTrainer
+
+    from dicrepro.train.backends import load_hf
+    from dicrepro.train.sft_trainer import LabelledLogitsSFTTrainer, sft_trainer_class
+
+    assert sft_trainer_class("cuda") is SFTTrainer and sft_trainer_class("cpu") is LabelledLogitsSFTTrainer
+    p = tiny_params(run)
+    rows = load_from_disk(str(RunPaths(run).stage1_data))["train"].select(range(4))
+    batch = VisionSFTCollator(processor)(list(rows))
+    args = SFTConfig(output_dir=str(run / "unused"), report_to="none", use_cpu=True, max_length=None,
+                     remove_unused_columns=False, dataset_text_field="",
+                     dataset_kwargs={"skip_prepare_dataset": True})
+    seen = []
+    for cls in (SFTTrainer, LabelledLogitsSFTTrainer):
+        torch.manual_seed(0)
+        model, _ = load_hf(p, RunPaths(run).base_model, None)
+        trainer = cls(model=model, args=args, train_dataset=rows, processing_class=processor,
+                      data_collator=VisionSFTCollator(processor))
+        trainer.model.train()
+        n_labels = (batch["labels"][:, 1:] != IGNORE_INDEX).sum()
+        loss = trainer.compute_loss(trainer.model, dict(batch), num_items_in_batch=n_labels)
+        loss.backward()
+        grads = torch.cat([w.grad.flatten() for w in trainer.model.parameters() if w.grad is not None])
+        seen.append((loss.detach(), grads, {k: v[-1] for k, v in trainer._metrics["train"].items()}))
+    (trl_loss, trl_grads, trl_logged), (our_loss, our_grads, our_logged) = seen
+    assert trl_grads.abs().sum() > 0
+    assert torch.allclose(our_loss, trl_loss, rtol=1e-5)
+    assert torch.allclose(our_grads, trl_grads, atol=1e-6)
+    assert our_logged.keys() == trl_logged.keys() == {"entropy", "mean_token_accuracy", "num_tokens"}
+    for name, value in trl_logged.items():
+        assert our_logged[name] == pytest.approx(value, rel=1e-4), name

@@ -41,6 +41,16 @@ def rgb(image):
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
+def labelled_positions(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(keep, targets)`` for a batch's ``labels`` (``-100`` where nothing is learnt): ``keep`` is the
+    boolean ``(batch, length)`` mask of the positions whose next token is a label, ``targets`` those labels
+    in the same (row-major) order. Given to Qwen2.5-VL's forward as ``logits_to_keep``, the mask makes it
+    compute the output layer at those positions only."""
+    shifted = labels[:, 1:]
+    keep = torch.nn.functional.pad(shifted != -100, (0, 1), value=False)
+    return keep, shifted[shifted != -100]
+
+
 def _find(seq: list[int], sub: list[int], start: int = 0) -> int:
     n = len(sub)
     for i in range(start, len(seq) - n + 1):

@@ -250,7 +250,7 @@ def train_stage(params, stage: int, *, callbacks: list | None = None) -> Path:
     ``transformers.TrainerCallback`` objects (early stopping, custom logging). Under ``accelerate launch``
     every rank calls this; the main process alone writes the stage folder (see the module doc).
     """
-    from trl import SFTTrainer
+    from dicrepro.train.sft_trainer import sft_trainer_class  # noqa: PLC0415 (imports trl: seconds)
 
     if stage not in (1, 2, 3):
         raise ValueError(f"stage must be 1, 2 or 3, got {stage!r}")
@@ -311,7 +311,7 @@ def train_stage(params, stage: int, *, callbacks: list | None = None) -> Path:
     logs = [LossCSVCallback(out / "loss.csv")]
     if state.is_main_process:
         logs.append(tensorboard_callback(out / "tensorboard"))
-    trainer = SFTTrainer(
+    trainer = sft_trainer_class("cuda" if cuda_available() else "cpu")(
         model=model, args=args, train_dataset=train,
         processing_class=processor, data_collator=make_collator(params, model, processor),
         callbacks=[*logs, *(callbacks or [])],

@@ -36,7 +36,7 @@ from datasets import Dataset, Image, concatenate_datasets
 from dicrepro.data.vqa_kinds import TYPE_QUESTION, type_answer
 from dicrepro.text.phrasings_en import TYPES as TYPES_EN
 from dicrepro.text.phrasings_zh import TYPES as TYPES_ZH
-from dicrepro.train.collate import VisionSFTCollator, length_grouping_arg
+from dicrepro.train.collate import VisionSFTCollator, labelled_positions, length_grouping_arg
 from dicrepro.train.patch_embed import use_matmul_patch_embed
 from dicrepro.train.tiny_tokenizer import train_tokenizer
 from dicrepro.train.train_log import LossCSVCallback, library_versions, read_loss_csv, tensorboard_callback
@@ -52,7 +52,7 @@ MERGE_SIZE = 2
 # not see anything. At 0, a white patch embeds to nothing and ink is the signal. Saved in the processor.
 DIAGRAM_MEAN = [1.0, 1.0, 1.0]
 DIAGRAM_STD = [0.5, 0.5, 0.5]
-RECIPE_VERSION = 9  # bump when the way the base is built changes (part of base_recipe)
+RECIPE_VERSION = 10  # bump when the way the base is built changes (part of base_recipe)
 # One pass over every warm-up diagram took its loss from 7.3 to 0.11, yet stage-3 captions named the type in 68%
 # where a linear probe on the same image tokens read 85%; with a second pass, 71.7% and 70.0% (two runs). With
 # the document-look copies in the rows, the base named the type of 68.8% of the stage-1 training diagrams
@@ -170,9 +170,7 @@ def logits_where_labelled(collate):
     """
     def call(rows):
         batch = collate(rows)
-        shifted = batch["labels"][:, 1:]
-        batch["logits_to_keep"] = torch.nn.functional.pad(shifted != -100, (0, 1), value=False)
-        batch["shift_labels"] = shifted[shifted != -100]
+        batch["logits_to_keep"], batch["shift_labels"] = labelled_positions(batch["labels"])
         return batch
     return call
 
@@ -240,7 +238,8 @@ tags: [dicrepro, tiny-stand-in, qwen2_5_vl, random-init]
   knowledge.
 - Vision-first warm-up: before any text, the vision tower learnt to tell {n_warmup} general diagrams' types
   apart ({t.vision_warmup_epochs} epochs, lr {t.vision_warmup_lr}, plus {t.vision_warmup_copies} document-look
-  copy per diagram; patch-embedding filters kept summing to zero, blind to a uniform grey such as the page){frozen}; {reading}pre-training also asks "What kind of diagram is this?" ({t.type_questions}).
+  copy per diagram; patch-embedding filters kept summing to zero, blind to a uniform grey such as the page;
+  type loss on the mean of the image tokens plus {t.vision_warmup_token_loss:g} x that on each token alone){frozen}; {reading}pre-training also asks "What kind of diagram is this?" ({t.type_questions}).
 - Images are resized to {params.model.min_pixels}..{params.model.max_pixels} pixels and normalised with
   white paper at 0 (mean {DIAGRAM_MEAN}, std {DIAGRAM_STD}), so that ink, not paper, is the signal.
 
@@ -306,7 +305,8 @@ def build_tiny_base(params, pretrain_dataset, out_dir, tokenizer_corpus: list[st
             images, labels = list(train["image"]), list(train["diagram_type"])
             looks = document_looks(images, t.vision_warmup_copies, params.seed)
             warmup = vision_warmup(model, processor, images + looks, labels * (1 + t.vision_warmup_copies),
-                                   epochs=t.vision_warmup_epochs, lr=t.vision_warmup_lr, seed=params.seed)
+                                   epochs=t.vision_warmup_epochs, lr=t.vision_warmup_lr, seed=params.seed,
+                                   token_loss=t.vision_warmup_token_loss)
         frozen = [q for q in model.model.visual.parameters() if q.requires_grad] \
             if warmup and t.freeze_vision_after_warmup else []
         for q in frozen:

@@ -62,14 +62,20 @@ def document_looks(images: list, copies: int, seed: int) -> list:
     return [document_look_image(rgb(img), rng) for _ in range(copies) for img in images]
 
 
-def pooled_image_tokens(model, batch: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-    """Mean of each image's merged tokens (what the language model receives), one row per image."""
+def image_tokens(model, batch: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, list[int]]:
+    """Every image's merged tokens (what the language model receives), all images' stacked, and how many
+    each image has."""
     pv = torch.cat([p for p, _ in batch]).to(model.device)
     grid = torch.cat([g for _, g in batch]).to(model.device)
     out = model.model.visual(pv, grid_thw=grid)
     tokens = out if torch.is_tensor(out) else out.pooler_output
     merge = model.config.vision_config.spatial_merge_size ** 2
-    counts = (grid.prod(-1) // merge).tolist()
+    return tokens, (grid.prod(-1) // merge).tolist()
+
+
+def pooled_image_tokens(model, batch: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """Mean of each image's merged tokens (what the language model receives), one row per image."""
+    tokens, counts = image_tokens(model, batch)
     return torch.stack([t.mean(0) for t in torch.split(tokens, counts)])
 
 
@@ -82,7 +88,7 @@ class _ZeroSumFilters(torch.nn.Module):
 
 
 def vision_warmup(model, processor, images: list, labels: list[str], *, epochs: int, lr: float, seed: int,
-                  batch_size: int = 16) -> list[dict]:
+                  batch_size: int = 16, token_loss: float = 0.0) -> list[dict]:
     """Train ``model``'s vision tower and merger to classify ``labels`` (diagram types) from ``images``
     (the tiny base passes each general diagram and its :func:`document_looks` copies), its patch embedding
     blind to uniform grey (module docstring); returns the curve (epoch, loss, train accuracy)."""
@@ -94,13 +100,13 @@ def vision_warmup(model, processor, images: list, labels: list[str], *, epochs: 
     parametrize.register_parametrization(proj, "weight", _ZeroSumFilters())
     try:
         return _train(model, processor, images, labels, classes, epochs=epochs, lr=lr, seed=seed,
-                      batch_size=batch_size)
+                      batch_size=batch_size, token_loss=token_loss)
     finally:
         # the constrained values become the plain weight again: the checkpoint stays Qwen2.5-VL's
         parametrize.remove_parametrizations(proj, "weight", leave_parametrized=True)
 
 
-def _train(model, processor, images, labels, classes, *, epochs, lr, seed, batch_size) -> list[dict]:
+def _train(model, processor, images, labels, classes, *, epochs, lr, seed, batch_size, token_loss) -> list[dict]:
     pairs = list(zip(images, labels))
     data = [x for i in range(0, len(pairs), batch_size)
             for x in _pixels_each(processor, [img for img, _ in pairs[i:i + batch_size]])]
@@ -121,9 +127,13 @@ def _train(model, processor, images, labels, classes, *, epochs, lr, seed, batch
         loss_sum, right = 0.0, 0
         for i in range(0, len(order), batch_size):
             idx = order[i:i + batch_size]
-            logits = head(pooled_image_tokens(model, [data[j] for j in idx]))
+            tokens, counts = image_tokens(model, [data[j] for j in idx])
+            logits = head(torch.stack([t.mean(0) for t in torch.split(tokens, counts)]))
             target = y[idx].to(logits.device)
             loss = torch.nn.functional.cross_entropy(logits, target)
+            if token_loss:
+                each = target.repeat_interleave(torch.tensor(counts, device=target.device))
+                loss = loss + token_loss * torch.nn.functional.cross_entropy(head(tokens), each)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
