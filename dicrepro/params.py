@@ -58,7 +58,8 @@ class TinyModelParams(_Strict):
     vision_warmup_epochs: int = Field(20, ge=0)
     vision_warmup_lr: float = Field(3e-3, gt=0)
     vision_warmup_copies: int = Field(1, ge=0)
-    # Weight of a second warm-up loss: the type from every image token on its own, besides their mean.
+    # Weight of a second warm-up loss: the type from every image token on its own, besides their mean (the
+    # language model attends to tokens, it does not average them; params/tiny.yaml: 1.0). 0 turns it off.
     vision_warmup_token_loss: float = Field(0.0, ge=0)
     # General diagrams rendered for the warm-up (and the type-reading phase); 0 means pretrain_samples. The
     # first pretrain_samples of them also serve the text pre-training. 300 diagrams were too few: the

@@ -185,6 +185,26 @@ def test_a_diagram_renders_the_same_whatever_was_drawn_before():
     assert not differ, f"gave different bytes in different orders: {differ}"
 
 
+def test_a_picture_taller_than_the_page_is_captured_whole_and_the_next_one_is_unchanged(renderer):
+    """Screenshots are taken inside the viewport: beyond it, Chromium can paint a stale copy of the page's
+    top into the part below (a class diagram of the tiny run came out with its top repeated from row 513,
+    about 1 render in 3,000). A picture that min_zoom keeps bigger than the viewport gets a viewport its
+    size for its shot, and the page is as before for the next diagram."""
+    chain = "flowchart TB\n" + "\n".join(f"  n{i}[step {i}] --> n{i + 1}[step {i + 1}]" for i in range(40))
+    before, tall, after = renderer.render_batch([EXAMPLES["gantt"], chain, EXAMPLES["gantt"]])
+    assert tall.ok and tall.height > renderer.max_height + 100 and tall.width < 400
+    px = np.asarray(Image.open(io.BytesIO(tall.png)).convert("L"), dtype=np.int16)
+    rows = px.shape[0] // 8
+    top, bottom = px[:rows], px[-rows:]
+    assert (bottom < 200).sum() > 100  # the last steps are drawn, not blank
+    assert not np.array_equal(top, bottom)
+    # a box every ~70 px all the way down: no band without ink taller than two boxes
+    inked = (px < 128).any(1)
+    gaps = np.diff(np.flatnonzero(inked))
+    assert gaps.max() < 150, f"a blank band of {gaps.max()} px"
+    assert before.png == after.png
+
+
 def _how_they_differ(pngs: set[bytes]) -> str:
     """Where two renderings of one diagram differ, in words: a drift this rare is seen only in CI's log."""
     import io

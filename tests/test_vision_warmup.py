@@ -86,3 +86,26 @@ def test_warmup_leaves_a_patch_embedding_blind_to_the_page_brightness(tmp_path):
             assert embedded(Image.new("RGB", (56, 56), grey)) < 1e-4, grey
         assert embedded(Image.new("RGB", (56, 56), (120, 200, 255))) > 1e-3  # a fill's colour is seen
         assert embedded(_drawing("pie", 0)) > 1e-2
+
+
+def test_the_token_loss_is_a_second_loss_on_each_image_token_and_off_by_default(tmp_path):
+    # params/tiny.yaml weights it 1.0: the language model attends to single image tokens, so the kind is
+    # taught to every token, not only to their mean (README, the tiny stand-in's recipe, point 2).
+    p = _params(tmp_path)
+    tok = train_tokenizer(["a b c"] * 3, 300)
+    proc = tiny_processor(p, tok)
+    images = [_drawing(kind, k) for k in range(4) for kind in ("pie", "flow")]
+    labels = [kind for _ in range(4) for kind in ("pie", "flow")]
+
+    def warmed_up(**kw):
+        model = init_tiny_model(p, tok)
+        curve = vision_warmup(model, proc, images, labels, epochs=2, lr=3e-3, seed=1, batch_size=4, **kw)
+        return curve, torch.cat([w.detach().flatten() for w in model.model.visual.parameters()])
+
+    plain_curve, plain = warmed_up()
+    off_curve, off = warmed_up(token_loss=0.0)
+    on_curve, on = warmed_up(token_loss=1.0)
+    assert torch.equal(plain, off) and plain_curve == off_curve  # 0 is the warm-up without it, to the bit
+    assert not torch.equal(on, off)
+    # the first batches' loss is the mean's plus each token's (both about ln 2 at the start)
+    assert on_curve[0]["loss"] > 1.5 * off_curve[0]["loss"]

@@ -47,6 +47,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  # text's gamma even where the glyphs stay grey (pie and gantt labels came out one level
                  # apart with and without it); off, that choice cannot follow what was drawn before.
                  "--disable-lcd-text"]
+_PAD = 12  # CSS px of white around each picture (#out's padding in PAGE_HTML)
 ORIGIN = "http://dicrepro.invalid"  # served by page.route from memory; .invalid never resolves anyway
 # The render page. Mermaid's default fonts (Trebuchet, Verdana, Arial) are not on Debian; the stack below
 # ends in Noto Sans CJK so Chinese labels have glyphs (fonts-noto-cjk), and DejaVu/Liberation for Latin.
@@ -292,6 +293,11 @@ class MermaidRenderer:
                              f"scale={scale} min_zoom={min_zoom}")
         self.timeout_s, self.width, self.scale = float(timeout_s), int(width), float(scale)
         self.max_height = int(max_height or 2 * width)
+        # Every picture inside the viewport (its 12-px padding and all): a screenshot beyond the viewport
+        # can composite a stale paint of the page's top into the part below it (Chromium; an 882-px class
+        # diagram came out with its top repeated from the 513th row, about 1 render in 3,000). The page's
+        # body stays `width` wide, so layouts that follow the page's width (gantt) are not changed by this.
+        self._viewport = {"width": self.width + 2 * _PAD + 16, "height": self.max_height + 2 * _PAD + 16}
         self.min_zoom, self.progress, self.recycle_every = float(min_zoom), progress, recycle_every
         self._mermaid_js = mermaid_js_path().read_bytes()
         if fast_config:
@@ -364,7 +370,7 @@ class MermaidRenderer:
         self._browser = await self._pw.chromium.launch(executable_path=str(self._chromium), args=CHROMIUM_ARGS,
                                                        headless=True)
         self._context = await self._browser.new_context(
-            viewport={"width": self.width, "height": 600}, device_scale_factor=self.scale,
+            viewport=self._viewport, device_scale_factor=self.scale,
             java_script_enabled=True, offline=True, service_workers="block")
 
     async def _aclose(self) -> None:
@@ -397,6 +403,7 @@ class MermaidRenderer:
         await page.route("**/*", self._route)
         await page.goto(ORIGIN + "/", wait_until="load", timeout=60_000)
         await page.wait_for_function("window.dicrepro && window.dicrepro.ready === true", timeout=60_000)
+        await page.evaluate("w => { document.body.style.width = w + 'px'; }", self.width)
         return _Slot(page, await self._context.new_cdp_session(page))
 
     async def _replace(self, slot: _Slot, why: str) -> _Slot:
@@ -415,10 +422,19 @@ class MermaidRenderer:
         box = await slot.page.evaluate("([s, c, o]) => window.dicrepro.render(s, c, o)", [src, cfg, opts])
         if box.get("error"):
             return RenderResult(None, box["error"], 0, 0, time.perf_counter() - t0)
-        # Straight CDP screenshot of the SVG's box: no viewport resize, works beyond the viewport.
-        shot = await slot.cdp.send("Page.captureScreenshot", {
-            "format": "png", "captureBeyondViewport": True, "fromSurface": True,
-            "clip": {"x": box["x"], "y": box["y"], "width": box["width"], "height": box["height"], "scale": 1}})
+        # Straight CDP screenshot of the SVG's box, inside the viewport (see __init__). A picture bigger than
+        # the viewport (min_zoom kept it from shrinking) gets a viewport its size for this one shot.
+        big = box["width"] > self._viewport["width"] or box["height"] > self._viewport["height"]
+        if big:
+            await slot.page.set_viewport_size({"width": max(box["width"], self._viewport["width"]),
+                                               "height": max(box["height"], self._viewport["height"])})
+        try:
+            shot = await slot.cdp.send("Page.captureScreenshot", {
+                "format": "png", "captureBeyondViewport": False, "fromSurface": True,
+                "clip": {"x": box["x"], "y": box["y"], "width": box["width"], "height": box["height"], "scale": 1}})
+        finally:
+            if big:
+                await slot.page.set_viewport_size(self._viewport)
         png = base64.b64decode(shot["data"])
         w, h = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")  # IHDR
         return RenderResult(png, None, w, h, time.perf_counter() - t0)
