@@ -295,7 +295,7 @@ class MermaidRenderer:
         self.max_height = int(max_height or 2 * width)
         # Every picture inside the viewport (its 12-px padding and all): a screenshot beyond the viewport
         # can composite a stale paint of the page's top into the part below it (Chromium; an 882-px class
-        # diagram came out with its top repeated from the 513th row, about 1 render in 3,000). The page's
+        # diagram came out with its top repeated from the 513th row, once in about 6,000 renders). The page's
         # body stays `width` wide, so layouts that follow the page's width (gantt) are not changed by this.
         self._viewport = {"width": self.width + 2 * _PAD + 16, "height": self.max_height + 2 * _PAD + 16}
         self.min_zoom, self.progress, self.recycle_every = float(min_zoom), progress, recycle_every
