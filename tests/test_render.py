@@ -188,8 +188,8 @@ def test_a_diagram_renders_the_same_whatever_was_drawn_before():
 def test_a_picture_taller_than_the_page_is_captured_whole_and_the_next_one_is_unchanged(renderer):
     """Screenshots are taken inside the viewport: beyond it, Chromium can paint a stale copy of the page's
     top into the part below (a class diagram of the tiny run came out with its top repeated from row 513,
-    once in about 6,000 renders). A picture that min_zoom keeps bigger than the viewport gets a viewport its
-    size for its shot, and the page is as before for the next diagram."""
+    once in about 6,000 renders). Only a picture that min_zoom keeps bigger than the viewport is taken
+    beyond it, whole, and the page is as before for the next diagram."""
     chain = "flowchart TB\n" + "\n".join(f"  n{i}[step {i}] --> n{i + 1}[step {i + 1}]" for i in range(40))
     before, tall, after = renderer.render_batch([EXAMPLES["gantt"], chain, EXAMPLES["gantt"]])
     assert tall.ok and tall.height > renderer.max_height + 100 and tall.width < 400

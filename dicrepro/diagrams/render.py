@@ -422,19 +422,13 @@ class MermaidRenderer:
         box = await slot.page.evaluate("([s, c, o]) => window.dicrepro.render(s, c, o)", [src, cfg, opts])
         if box.get("error"):
             return RenderResult(None, box["error"], 0, 0, time.perf_counter() - t0)
-        # Straight CDP screenshot of the SVG's box, inside the viewport (see __init__). A picture bigger than
-        # the viewport (min_zoom kept it from shrinking) gets a viewport its size for this one shot.
-        big = box["width"] > self._viewport["width"] or box["height"] > self._viewport["height"]
-        if big:
-            await slot.page.set_viewport_size({"width": max(box["width"], self._viewport["width"]),
-                                               "height": max(box["height"], self._viewport["height"])})
-        try:
-            shot = await slot.cdp.send("Page.captureScreenshot", {
-                "format": "png", "captureBeyondViewport": False, "fromSurface": True,
-                "clip": {"x": box["x"], "y": box["y"], "width": box["width"], "height": box["height"], "scale": 1}})
-        finally:
-            if big:
-                await slot.page.set_viewport_size(self._viewport)
+        # Straight CDP screenshot of the SVG's box, inside the viewport (see __init__). Only a picture that
+        # min_zoom keeps bigger than the viewport is taken beyond it: resizing the viewport for its shot
+        # instead gave a 922-px-wide picture different bytes from one render to the next.
+        beyond = box["width"] > self._viewport["width"] or box["height"] > self._viewport["height"]
+        shot = await slot.cdp.send("Page.captureScreenshot", {
+            "format": "png", "captureBeyondViewport": beyond, "fromSurface": True,
+            "clip": {"x": box["x"], "y": box["y"], "width": box["width"], "height": box["height"], "scale": 1}})
         png = base64.b64decode(shot["data"])
         w, h = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")  # IHDR
         return RenderResult(png, None, w, h, time.perf_counter() - t0)
