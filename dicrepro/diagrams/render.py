@@ -293,7 +293,8 @@ class MermaidRenderer:
                              f"scale={scale} min_zoom={min_zoom}")
         self.timeout_s, self.width, self.scale = float(timeout_s), int(width), float(scale)
         self.max_height = int(max_height or 2 * width)
-        # Every picture inside the viewport (its 12-px padding and all): a screenshot beyond the viewport
+        # A picture up to width x max_height fits in the viewport with its padding (only a bigger one, which
+        # min_zoom kept from shrinking, is taken beyond it; _render_on): a screenshot beyond the viewport
         # can composite a stale paint of the page's top into the part below it (Chromium; an 882-px class
         # diagram came out with its top repeated from the 513th row, once in about 6,000 renders). The page's
         # body stays `width` wide, so layouts that follow the page's width (gantt) are not changed by this.

@@ -41,15 +41,16 @@ class LabelledLogitsSFTTrainer(SFTTrainer):
         keep, targets = labelled_positions(inputs["labels"])
         features = {k: v for k, v in inputs.items() if k != "labels"}
         logits = model(**features, use_cache=False, logits_to_keep=keep).logits.float()
+        targets = targets.to(logits.device)
         n = torch.as_tensor(targets.numel(), device=logits.device)
-        loss = F.cross_entropy(logits, targets.to(logits.device), reduction="sum") / (
+        loss = F.cross_entropy(logits, targets, reduction="sum") / (
             n.clamp(min=1) if num_items_in_batch is None else num_items_in_batch)
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             loss = loss * (self.accelerator.num_processes // self.get_tp_size())
         with torch.no_grad():
             log_p = logits.log_softmax(-1)
             entropy = -(log_p.exp() * log_p).sum(-1).sum()
-            right = (logits.argmax(-1) == targets.to(logits.device)).sum()
+            right = (logits.argmax(-1) == targets).sum()
         self._log_metrics(mode, n, entropy, right, features)
         return loss
 

@@ -83,7 +83,10 @@ def image_tokens(model, batch: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple
 
 def pooled_image_tokens(model, batch: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
     """Mean of each image's merged tokens (what the language model receives), one row per image."""
-    tokens, counts = image_tokens(model, batch)
+    return _mean_per_image(*image_tokens(model, batch))
+
+
+def _mean_per_image(tokens: torch.Tensor, counts: list[int]) -> torch.Tensor:
     return torch.stack([t.mean(0) for t in torch.split(tokens, counts)])
 
 
@@ -137,7 +140,7 @@ def _train(model, processor, images, labels, classes, *, epochs, lr, seed, batch
         for i in range(0, len(order), batch_size):
             idx = order[i:i + batch_size]
             tokens, counts = image_tokens(model, [data[j] for j in idx])
-            logits = head(torch.stack([t.mean(0) for t in torch.split(tokens, counts)]))
+            logits = head(_mean_per_image(tokens, counts))
             target = y[idx].to(logits.device)
             loss = torch.nn.functional.cross_entropy(logits, target)
             if token_loss:
