@@ -37,6 +37,19 @@ class _Strict(BaseModel):
         return v
 
 
+def check_languages(v: dict[str, float]) -> dict[str, float]:
+    """Language weights: known languages (en, zh), none negative, at least one positive."""
+    bad = sorted(set(v) - {"en", "zh"})
+    if bad:
+        raise ValueError(f"unknown language(s) {bad}; supported: en, zh")
+    negative = sorted(k for k, w in v.items() if w < 0)
+    if negative:
+        raise ValueError(f"negative weight for {negative}; weights are >= 0")
+    if not v or sum(v.values()) <= 0:
+        raise ValueError("languages needs at least one positive weight")
+    return v
+
+
 class TinyModelParams(_Strict):
     """Size of the embedded tiny Qwen2.5-VL-architecture stand-in (random init, local tokenizer)."""
 
@@ -72,6 +85,23 @@ class TinyModelParams(_Strict):
     # "What kind of diagram is this?" (answer: its type): a short type-reading phase over every warm-up
     # diagram before the text pre-training, and one such row per pre-training diagram in it.
     type_questions: bool = True
+    # Languages of the general pre-training diagrams (their labels, descriptions and type questions) and so
+    # of the tokenizer's corpus; null: stage1.languages. The real base (Qwen2.5-VL) is fluent in English and
+    # Chinese alike; pre-trained at stage 1's 85/15, the stand-in captioned its Chinese test diagrams far
+    # worse than its English ones (README "The tiny stand-in's recipe", point 5).
+    pretrain_languages: dict[str, float] | None = None
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        out = handler(self)  # without the key when null, so runs made before it stay up to date
+        if self.pretrain_languages is None:
+            out.pop("pretrain_languages", None)
+        return out
+
+    @field_validator("pretrain_languages")
+    @classmethod
+    def _pretrain_languages(cls, v: dict[str, float] | None) -> dict[str, float] | None:
+        return None if v is None else check_languages(v)
 
     @model_validator(mode="after")
     def _heads_fit(self) -> TinyModelParams:
@@ -189,15 +219,7 @@ class Stage1Params(_Strict):
     @field_validator("languages")
     @classmethod
     def _known_languages(cls, v: dict[str, float]) -> dict[str, float]:
-        bad = sorted(set(v) - {"en", "zh"})
-        if bad:
-            raise ValueError(f"unknown language(s) {bad}; supported: en, zh")
-        negative = sorted(k for k, w in v.items() if w < 0)
-        if negative:
-            raise ValueError(f"negative weight for {negative}; weights are >= 0")
-        if not v or sum(v.values()) <= 0:
-            raise ValueError("languages needs at least one positive weight")
-        return v
+        return check_languages(v)
 
 
 class Stage2Params(_Strict):

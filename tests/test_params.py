@@ -73,6 +73,19 @@ def test_overrides_use_dotted_keys():
     assert params.stage1.n == 7 and params.seed == 9
 
 
+def test_the_tiny_base_is_pre_trained_in_its_own_languages_or_else_in_stage_1s(tmp_path):
+    from dicrepro.data.synth import pretrain_spec
+
+    own = load_params(write(tmp_path, "stage1:\n  languages: {en: 0.85, zh: 0.15}\n"
+                                      "model:\n  tiny:\n    pretrain_languages: {en: 0.5, zh: 0.5}\n"))
+    assert pretrain_spec(own).languages == {"en": 0.5, "zh": 0.5}
+    default = load_params(write(tmp_path, "stage1:\n  languages: {en: 0.85, zh: 0.15}\n"))
+    assert pretrain_spec(default).languages == {"en": 0.85, "zh": 0.15}
+    # unset, the key is not in the dump: runs made before it existed are not reported stale
+    assert "pretrain_languages" not in default.model.tiny.model_dump()
+    assert own.model.tiny.model_dump()["pretrain_languages"] == {"en": 0.5, "zh": 0.5}
+
+
 def test_pixel_limits_must_be_ordered(tmp_path):
     p = write(tmp_path, "model:\n  min_pixels: 100000\n  max_pixels: 50176\n")
     with pytest.raises(ParamsError, match=r"model.min_pixels \(100000\) is larger than model.max_pixels"):
@@ -85,6 +98,8 @@ def test_pixel_limits_must_be_ordered(tmp_path):
     ("render:\n  timeout_s: .nan\n", "render.timeout_s", "finite"),
     ("stage1:\n  languages: {en: .nan}\n", "stage1.languages.en", "finite"),
     ("stage1:\n  languages: {en: 1.0, zh: -0.5}\n", "stage1.languages", "negative weight"),
+    ("model:\n  tiny:\n    pretrain_languages: {de: 1.0}\n", "model.tiny.pretrain_languages", "unknown language"),
+    ("model:\n  tiny:\n    pretrain_languages: {en: 0, zh: 0}\n", "model.tiny.pretrain_languages", "one positive"),
     ("stage1:\n  min_elements: 9\n  max_elements: 4\n", "stage1", "min_elements \\(9\\) is larger"),
     ("model:\n  tiny:\n    hidden_size: 130\n", "model.tiny", "divisible by num_attention_heads"),
     ("model:\n  tiny:\n    num_key_value_heads: 3\n", "model.tiny", "num_key_value_heads"),

@@ -254,11 +254,12 @@ def stage1_spec(params) -> SynthSpec:
 
 
 def pretrain_spec(params) -> SynthSpec:
-    """General (non-ICT) diagrams for the tiny base's pre-training: the same types, another world."""
+    """General (non-ICT) diagrams for the tiny base's pre-training: the same types, another world, in
+    ``model.tiny.pretrain_languages`` (default: stage 1's)."""
     p = params.stage1
     t = params.model.tiny
     return SynthSpec(n=max(t.pretrain_samples, t.vision_warmup_samples), test_n=0, seed=params.seed,
                      domain="general",
-                     diagram_types=tuple(p.diagram_types), languages=dict(p.languages),
+                     diagram_types=tuple(p.diagram_types), languages=dict(t.pretrain_languages or p.languages),
                      min_elements=p.min_elements, max_elements=p.max_elements, source="general",
                      id_prefix="g", realism=p.realism)
