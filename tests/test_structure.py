@@ -19,13 +19,27 @@ def all_f1(res: dict) -> list[float]:
 @pytest.mark.parametrize("dtype", sorted(BUILDERS))
 def test_a_diagram_against_itself_is_one_and_without_an_edge_is_less(dtype):
     d = sample_diagram(random.Random(1), dtype, min_elements=4, max_elements=8)
-    assert all_f1(structure_f1(d, d)) == [1.0] * 6
+    assert all_f1(structure_f1(d, d)) == ([1.0] * 6 if d.edges else [1.0, 1.0] + [None] * 4)
     if d.edges:
         fewer = copy.deepcopy(d)
         fewer.edges.pop()
         res = structure_f1(d, fewer)
         assert res["edge_f1"]["strict"] < 1.0 and res["triple_f1"]["strict"] < 1.0
         assert res["node_f1"]["strict"] == 1.0
+
+
+def test_a_level_the_reference_lacks_is_not_scored_so_a_reply_without_edges_earns_nothing_there(renderer):
+    pie = sample_diagram(random.Random(4), "pie", min_elements=4, max_elements=6)
+    flow = sample_diagram(random.Random(4), "flowchart", min_elements=4, max_elements=6)
+    # a pie has no edges: a wrong reply without edges used to score edge and triple F1 of 1.0 here
+    rows = structure_from_mermaid([(to_mermaid(pie), "timeline\n  n1"), (to_mermaid(pie), "pie\n  oops :"),
+                                   (to_mermaid(flow), "timeline\n  n1")], renderer=renderer)
+    assert rows[0]["parsed"] and all_f1(rows[0]) == [0.0, 0.0] + [None] * 4
+    assert rows[1]["parsed"] is False and all_f1(rows[1]) == [0.0, 0.0] + [None] * 4
+    assert rows[2]["parsed"] and all_f1(rows[2]) == [0.0] * 6
+    agg = aggregate(rows)
+    assert agg["node_f1"]["strict"] == 0.0 and agg["edge_f1"]["strict"] == 0.0  # the flowchart's edges alone
+    assert aggregate(rows[:2])["edge_f1"]["strict"] is None
 
 
 def test_relaxed_forgives_a_typo_strict_does_not():

@@ -10,7 +10,10 @@ sets, each as precision/recall/F1:
 ``strict`` matches after :func:`dicrepro.text.gate.normalize` (case, punctuation, spacing); ``relaxed``
 matches labels whose rapidfuzz ``ratio`` (0-100, on the normalised text) is at least ``threshold``, an
 edge or triple only when every part passes. Matching is one-to-one and greedy by similarity (ties in input
-order), so a duplicate in the prediction cannot match one reference item twice. Two empty sets score 1.
+order), so a duplicate in the prediction cannot match one reference item twice. A level the reference does
+not have (the edges of a pie chart) is not scored: its F1 is None and means leave it out. Scored as two
+empty sets agreeing (1.0), any reply without edges, "timeline\n  n1" for a pie included, earned full edge
+and triple F1 (the tiny stage-3 model's only non-zero structure scores came from that).
 
 ``structure_from_mermaid(ref_src, pred_src)`` parses both with mermaid.js's own parser
 (:mod:`dicrepro.diagrams.parse`): a reference that does not parse is the caller's error (ValueError); a
@@ -73,9 +76,9 @@ def _matches(ref: list[tuple[str, ...]], pred: list[tuple[str, ...]], threshold:
     return hits
 
 
-def _prf(hits: int, n_ref: int, n_pred: int) -> dict[str, float]:
-    if n_ref == 0 and n_pred == 0:
-        return {"precision": 1.0, "recall": 1.0, "f1": 1.0}
+def _prf(hits: int, n_ref: int, n_pred: int) -> dict[str, float | None]:
+    if n_ref == 0:  # nothing to find: not this level's sample (module doc)
+        return {"precision": None, "recall": None, "f1": None}
     p = hits / n_pred if n_pred else 0.0
     r = hits / n_ref if n_ref else 0.0
     return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0}
@@ -85,7 +88,8 @@ def structure_f1(reference: Diagram, prediction: Diagram, threshold: float = DEF
     """Node, edge and triple F1 of ``prediction`` against ``reference``, strict and relaxed (see module doc).
 
     Returns ``{"parsed": True, "type_match": bool, "node_f1": {"strict", "relaxed"}, "edge_f1": ...,
-    "triple_f1": ..., "detail": {level: {mode: {precision, recall, f1}}}}``.
+    "triple_f1": ..., "detail": {level: {mode: {precision, recall, f1}}}}``; None for a level the reference
+    has nothing of.
     """
     ref, pred = _items(reference), _items(prediction)
     out: dict[str, Any] = {"parsed": True, "type_match": reference.diagram_type == prediction.diagram_type,
@@ -99,13 +103,15 @@ def structure_f1(reference: Diagram, prediction: Diagram, threshold: float = DEF
     return out
 
 
-def unparsed(error: str) -> dict[str, Any]:
-    """The score of a prediction that does not parse: zeros, and mermaid's message."""
-    zero = {"precision": 0.0, "recall": 0.0, "f1": 0.0}
+def unparsed(error: str, reference: Diagram | None = None) -> dict[str, Any]:
+    """The score of a prediction that does not parse: zeros (None for a level ``reference`` has nothing
+    of), and mermaid's message."""
+    has = _items(reference) if reference is not None else None
     out: dict[str, Any] = {"parsed": False, "type_match": False, "error": error, "detail": {}}
     for level in LEVELS:
-        out[f"{level}_f1"] = {"strict": 0.0, "relaxed": 0.0}
-        out["detail"][level] = {"strict": dict(zero), "relaxed": dict(zero)}
+        v = None if has is not None and not has[level] else 0.0
+        out[f"{level}_f1"] = {"strict": v, "relaxed": v}
+        out["detail"][level] = {m: {"precision": v, "recall": v, "f1": v} for m in ("strict", "relaxed")}
     return out
 
 
@@ -115,7 +121,7 @@ def score_parsed(reference: ParseResult, prediction: ParseResult, threshold: flo
     if not reference.ok:
         raise ValueError(f"{reference_name} does not parse as Mermaid: {reference.error}")
     if not prediction.ok:
-        return unparsed(prediction.error or "parse error")
+        return unparsed(prediction.error or "parse error", reference.diagram)
     return structure_f1(reference.diagram, prediction.diagram, threshold)
 
 
@@ -149,13 +155,16 @@ def structure_from_mermaid(pairs: Sequence[tuple[str, str]], *, threshold: float
 
 
 def aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Parse rate and mean F1 per level and mode over scored rows (rows with a reference error skipped)."""
+    """Parse rate and mean F1 per level and mode over scored rows (rows with a reference error skipped; a
+    level's mean over the rows whose reference has that level)."""
     scored = [r for r in rows if "parsed" in r]
     out: dict[str, Any] = {"n": len(scored), "parse_rate": (sum(r["parsed"] for r in scored) / len(scored))
                            if scored else None}
     for level in LEVELS:
-        out[f"{level}_f1"] = {mode: (sum(r[f"{level}_f1"][mode] for r in scored) / len(scored) if scored else None)
-                              for mode in ("strict", "relaxed")}
+        out[f"{level}_f1"] = {}
+        for mode in ("strict", "relaxed"):
+            vals = [r[f"{level}_f1"][mode] for r in scored if r[f"{level}_f1"][mode] is not None]
+            out[f"{level}_f1"][mode] = sum(vals) / len(vals) if vals else None
     return out
 
 
