@@ -86,9 +86,9 @@ class TinyModelParams(_Strict):
     # diagram before the text pre-training, and one such row per pre-training diagram in it.
     type_questions: bool = True
     # Languages of the general pre-training diagrams (their labels, descriptions and type questions) and so
-    # of the tokenizer's corpus; null: stage1.languages. The real base (Qwen2.5-VL) is fluent in English and
-    # Chinese alike; pre-trained at stage 1's 85/15, the stand-in captioned its Chinese test diagrams far
-    # worse than its English ones (README "The tiny stand-in's recipe", point 5).
+    # of the tokenizer's corpus; null: stage1.languages. The real base (Qwen2.5-VL) is bilingual; half in
+    # Chinese (a trial, README "The tiny stand-in's recipe", point 5) the tiny base read Chinese captions
+    # better at one seed and worse at another.
     pretrain_languages: dict[str, float] | None = None
 
     @model_serializer(mode="wrap")
