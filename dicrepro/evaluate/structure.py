@@ -80,7 +80,7 @@ def _prf(hits: int, n_ref: int, n_pred: int) -> dict[str, float | None]:
     if n_ref == 0:  # nothing to find: not this level's sample (module doc)
         return {"precision": None, "recall": None, "f1": None}
     p = hits / n_pred if n_pred else 0.0
-    r = hits / n_ref if n_ref else 0.0
+    r = hits / n_ref
     return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0}
 
 
