@@ -303,7 +303,9 @@ def _add_graph_eval(sub) -> None:
     p = sub.add_parser("structure", help="node, edge and triple F1 of a predicted Mermaid against a reference (JSON)",
                        description="Both files are parsed with mermaid.js's own parser. F1 strict (exact "
                                    "after normalisation) and relaxed (rapidfuzz ratio >= --threshold). A "
-                                   "prediction that does not parse scores parsed: false and zeros; a "
+                                   "level the reference lacks (a pie chart's edges) scores null and is left "
+                                   "out of the summary's means. A prediction that does not parse scores "
+                                   "parsed: false and zeros; a "
                                    "reference that does not parse is an error (exit 2). --jsonl: rows "
                                    "{id, reference, prediction}.")
     p.add_argument("--reference", help="reference Mermaid (.mmd)")
