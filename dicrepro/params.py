@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_serializer,
                       model_validator)
@@ -25,6 +25,17 @@ DiagramType = Literal[
 class _Strict(BaseModel):
     # allow_inf_nan=False: `scale: .inf` or a NaN weight would pass every range check and fail later
     model_config = ConfigDict(extra="forbid", frozen=False, validate_assignment=True, allow_inf_nan=False)
+    # Fields added after runs were made: left out of the dump while at their defaults, so the step
+    # signatures and base recipes of those runs (made from dumps without them) stay up to date.
+    _omit_at_default: ClassVar[tuple[str, ...]] = ()
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        out = handler(self)
+        for key in self._omit_at_default:
+            if getattr(self, key) == type(self).model_fields[key].default:
+                out.pop(key, None)
+        return out
 
     @field_validator("*", mode="before")
     @classmethod
@@ -90,13 +101,10 @@ class TinyModelParams(_Strict):
     # Chinese (a trial, README "The tiny stand-in's recipe", point 5) the tiny base read Chinese captions
     # better at one seed and worse at another.
     pretrain_languages: dict[str, float] | None = None
-
-    @model_serializer(mode="wrap")
-    def _dump(self, handler):
-        out = handler(self)  # without the key when null, so runs made before it stay up to date
-        if self.pretrain_languages is None:
-            out.pop("pretrain_languages", None)
-        return out
+    # Full attention in every vision block; false: windowed (112 px) in all but the last, as in the 7B model
+    # (full attention in 4 of its 32 blocks). A tower of 2 blocks sees a whole page's layout only in one.
+    vision_full_attention: bool = False
+    _omit_at_default = ("pretrain_languages", "vision_full_attention")
 
     @field_validator("pretrain_languages")
     @classmethod
@@ -201,13 +209,7 @@ class Stage1Params(_Strict):
     max_elements: int = Field(12, ge=2)
     # null: the plain synthesizer (and a params dump without this key, so older runs stay up to date)
     realism: RealismParams | None = None
-
-    @model_serializer(mode="wrap")
-    def _dump(self, handler):
-        out = handler(self)
-        if self.realism is None:
-            out.pop("realism", None)
-        return out
+    _omit_at_default = ("realism",)
 
     @model_validator(mode="after")
     def _elements_range(self) -> Stage1Params:
@@ -247,6 +249,11 @@ class Stage3Params(_Strict):
     # Add "write this diagram as Mermaid" per diagram (target: its Mermaid source); evaluation then reports
     # parse rate and node/edge/triple F1 (structure_scores.csv). Off: the stage-3 data stays byte-identical.
     mermaid_task: bool = False
+    # Share of the VQA diagrams drawn in the stage-2 stand-in's document look (page context, scan noise,
+    # JPEG) instead of as clean renders: the paper's VQA items are about the experts' real domain images,
+    # not only about stage 1's renders. 0 keeps the stage-3 images byte-identical to earlier runs.
+    document_share: float = Field(0.0, ge=0.0, le=1.0)
+    _omit_at_default = ("document_share",)
 
 
 class DescribeParams(_Strict):

@@ -11,6 +11,7 @@ from datasets import Dataset, DatasetDict, Features, Image, Sequence, Value, loa
 
 from dicrepro.atomic import save_dataset_atomic, write_json_atomic
 from dicrepro.data import stage2
+from dicrepro.data.augment import document_look_share
 from dicrepro.data.synth import SynthSpec, plan_sample, pretrain_spec, stage1_spec, synthesize
 from dicrepro.data.vqa import make_vqa
 from dicrepro.data.vqa_paraphrase import format_paraphrase_stats, paraphrase_items
@@ -108,7 +109,7 @@ def vqa_image_spec(params: Params) -> SynthSpec:
     return SynthSpec(n=q.n_diagrams, test_n=q.test_diagrams, seed=params.seed, domain="ict",
                      diagram_types=tuple(p.diagram_types), languages=dict(p.languages),
                      min_elements=p.min_elements, max_elements=p.max_elements, id_prefix="s3img",
-                     realism=p.realism)
+                     realism=p.realism, augment=document_look_share(q.document_share) if q.document_share else None)
 
 
 def distractor_pool() -> list[str]:

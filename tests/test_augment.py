@@ -121,3 +121,19 @@ def test_document_look_on_an_image_draws_the_same_page_as_on_png_bytes():
         from_image = document_look_image(Image.open(io.BytesIO(png)), random.Random(seed))
         assert from_image.size == from_bytes.size
         assert np.array_equal(np.asarray(from_image), np.asarray(from_bytes)), seed
+
+
+def test_document_look_share_pages_about_that_share_and_keeps_the_rest_clean():
+    import random
+
+    from dicrepro.data.augment import document_look_share
+
+    look = document_look_share(0.5)
+    outs = [look(_png(i), random.Random(i)) for i in range(40)]
+    paged = sum(out != _png(i) for i, out in enumerate(outs))
+    assert 10 <= paged <= 30  # about half, and both kinds present
+    assert outs == [look(_png(i), random.Random(i)) for i in range(40)]  # the same images each run
+    assert all(document_look_share(0.0)(_png(i), random.Random(i)) == _png(i) for i in range(5))
+    assert look.__name__ != document_look_share(0.25).__name__  # another share is another dataset
+    with pytest.raises(ValueError, match="share must be in"):
+        document_look_share(1.5)

@@ -86,6 +86,15 @@ def test_the_tiny_base_is_pre_trained_in_its_own_languages_or_else_in_stage_1s(t
     assert own.model.tiny.model_dump()["pretrain_languages"] == {"en": 0.5, "zh": 0.5}
 
 
+def test_a_share_of_the_vqa_diagrams_can_be_drawn_as_document_pages(tmp_path):
+    from dicrepro.workflow import vqa_image_spec
+
+    plain = load_params(write(tmp_path, "stage3:\n  n_diagrams: 4\n"))
+    assert vqa_image_spec(plain).augment is None  # the default: clean renders, the same bytes as before
+    paged = load_params(write(tmp_path, "stage3:\n  n_diagrams: 4\n  document_share: 0.5\n"))
+    assert vqa_image_spec(paged).augment.__name__ == "document_look_share_0.5"
+
+
 def test_pixel_limits_must_be_ordered(tmp_path):
     p = write(tmp_path, "model:\n  min_pixels: 100000\n  max_pixels: 50176\n")
     with pytest.raises(ParamsError, match=r"model.min_pixels \(100000\) is larger than model.max_pixels"):
@@ -106,6 +115,7 @@ def test_pixel_limits_must_be_ordered(tmp_path):
     ("stage1:\n  n: true\n", "stage1.n", "expected int, got true"),
     ("sft:\n  replay: false\n", "sft.replay", "got false"),
     ("run_dir: ''\n", "run_dir", "not empty"),
+    ("stage3:\n  document_share: 1.5\n", "stage3.document_share", "less than or equal to 1"),
 ])
 def test_values_a_later_step_would_trip_over_are_refused_up_front(tmp_path, text, key, why):
     with pytest.raises(ParamsError, match=f"(?s){key}: .*{why}"):

@@ -62,6 +62,17 @@ def test_config_is_consistent_for_the_vision_tower(tmp_path):
         tiny_config(p, tok)
 
 
+def test_vision_attention_is_windowed_but_in_the_last_block_unless_full_everywhere(tmp_path):
+    p = smoke_params(tmp_path)
+    tok = train_tokenizer(["a b c"] * 3, 400)
+    p.model.tiny.vision_depth = 3
+    assert tiny_config(p, tok).vision_config.fullatt_block_indexes == [2]
+    assert "vision_full_attention" not in p.model.tiny.model_dump()  # at its default: old bases stay valid
+    p.model.tiny.vision_full_attention = True
+    assert tiny_config(p, tok).vision_config.fullatt_block_indexes == [0, 1, 2]
+    assert p.model.tiny.model_dump()["vision_full_attention"] is True  # so the base is rebuilt
+
+
 def test_build_reload_and_generate_offline(tmp_path, general):
     from transformers import AutoModelForImageTextToText, AutoProcessor
 

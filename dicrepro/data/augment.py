@@ -102,6 +102,20 @@ def document_look(png: bytes, rng: random.Random) -> bytes:
     return _png(document_look_image(_open(png), rng))
 
 
+def document_look_share(share: float):
+    """:func:`document_look` for about ``share`` of the images, chosen by each image's own seeded draw (so the
+    same images every run); the others stay clean renders. Its ``__name__`` carries the share, so a
+    dataset built with another share is not taken for this one (dicrepro.data.synth's spec token)."""
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"document_look_share: share must be in [0, 1], got {share}")
+
+    def look(png: bytes, rng: random.Random) -> bytes:
+        return document_look(png, rng) if rng.random() < share else png
+
+    look.__name__ = f"document_look_share_{share:g}"
+    return look
+
+
 def document_look_image(img: Image.Image, rng: random.Random) -> Image.Image:
     """:func:`document_look` on a PIL image (RGB), without the PNG encoding and decoding around it: the
     same random draws and the same pixels, for callers that only need the picture."""

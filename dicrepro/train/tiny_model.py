@@ -96,9 +96,10 @@ def tiny_config(params, tokenizer) -> Qwen2_5_VLConfig:
         depth=t.vision_depth, hidden_size=t.vision_hidden_size, intermediate_size=2 * t.vision_hidden_size,
         num_heads=t.vision_heads, out_hidden_size=t.hidden_size, patch_size=PATCH_SIZE,
         spatial_merge_size=MERGE_SIZE, temporal_patch_size=2,
-        # As in the 7B model: windowed attention in most blocks, full attention in the last one. A
-        # 112-pixel window is 4x4 merged tokens.
-        window_size=112, fullatt_block_indexes=[t.vision_depth - 1],
+        # As in the 7B model: windowed attention in most blocks, full attention in the last one (or in
+        # every block: model.tiny.vision_full_attention). A 112-pixel window is 4x4 merged tokens.
+        window_size=112,
+        fullatt_block_indexes=list(range(t.vision_depth)) if t.vision_full_attention else [t.vision_depth - 1],
     )
     return Qwen2_5_VLConfig(
         text_config=text, vision_config=vision, image_token_id=ids("<|image_pad|>"),
