@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dicrepro.diagrams.render import MermaidRenderer, RenderResult, mermaid_js_path, render_files
+from dicrepro.diagrams.render import MermaidRenderer, RenderResult, mermaid_js_path, one_colour, render_files
 
 # One small ICT-flavoured example of every diagram type the synthesizer emits.
 EXAMPLES = {
@@ -335,10 +335,28 @@ def colourful(png: bytes) -> int:
     ("stateDiagram-v2", "draws nothing"),
     ("erDiagram", "draws nothing"),
     ("flowchart TD\n" + "  A-->B\n" * 7000, "too long: 56013 characters; mermaid draws at most 50000"),
+    # white on white: the box has an area, but the picture shows nothing
+    ('flowchart TD\n  A[" "]\n  style A fill:#fff,stroke:#fff', "the picture is blank"),
 ])
 def test_a_placeholder_or_empty_drawing_is_a_failure_not_a_picture(renderer, src, why):
     res = renderer.render(src)
     assert res.png is None and why in res.error
+
+
+def png_of(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_one_colour_tells_a_blank_picture_from_a_drawing():
+    assert one_colour(png_of(Image.new("RGB", (180, 86), "white")))
+    assert one_colour(png_of(Image.new("RGB", (900, 700), "#333333")))  # a dark theme's empty page
+    dot = Image.new("RGB", (180, 86), "white")
+    dot.putpixel((90, 40), (200, 200, 200))  # one grey pixel is a drawing, however small
+    assert not one_colour(png_of(dot))
+    noise = Image.effect_noise((300, 200), 60).convert("RGB")  # big file: not decoded at all
+    assert not one_colour(png_of(noise))
 
 
 def test_emoji_have_glyphs(renderer):

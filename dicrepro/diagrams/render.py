@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
 import logging
 import os
@@ -197,6 +198,18 @@ html, body { margin: 0; padding: 0; background: #ffffff; font-family: FONTS; }
 })();
 </script></head><body><div id="out"></div></body></html>
 """.replace("FONTS", FONT_STACK).replace("FONTJS", json.dumps(FONT_STACK)).replace("SEED", DETERMINISTIC_SEED)
+
+
+def one_colour(png: bytes) -> bool:
+    """True when a PNG is a single colour everywhere (a blank picture). Cheap for real diagrams: a PNG of one
+    colour compresses far better than 200:1, so only such tiny files are decoded and checked."""
+    w, h = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")  # IHDR
+    if len(png) > 256 + 3 * w * h // 200:
+        return False
+    from PIL import Image  # only for the rare near-empty file
+
+    with Image.open(io.BytesIO(png)) as img:
+        return all(lo == hi for lo, hi in img.convert("RGB").getextrema())
 
 
 @dataclass(frozen=True)
@@ -427,12 +440,26 @@ class MermaidRenderer:
         # min_zoom keeps bigger than the viewport is taken beyond it: resizing the viewport for its shot
         # instead gave a 922-px-wide picture different bytes from one render to the next.
         beyond = box["width"] > self._viewport["width"] or box["height"] > self._viewport["height"]
+        png = await self._screenshot(slot, box, beyond)
+        if one_colour(png):
+            # Once in CI, a diagram that draws a box came back as an all-white picture under a loaded CPU
+            # (the shot taken before the frame with the drawing was painted, it seems). Wait for two frames
+            # and shoot again; a picture still of one colour draws nothing visible, which is an error, not
+            # a training image.
+            await slot.page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+            png = await self._screenshot(slot, box, beyond)
+            if one_colour(png):
+                return RenderResult(None, "render error: the picture is blank (one colour everywhere)", 0, 0,
+                                    time.perf_counter() - t0)
+        w, h = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")  # IHDR
+        return RenderResult(png, None, w, h, time.perf_counter() - t0)
+
+    @staticmethod
+    async def _screenshot(slot: _Slot, box: dict, beyond: bool) -> bytes:
         shot = await slot.cdp.send("Page.captureScreenshot", {
             "format": "png", "captureBeyondViewport": beyond, "fromSurface": True,
             "clip": {"x": box["x"], "y": box["y"], "width": box["width"], "height": box["height"], "scale": 1}})
-        png = base64.b64decode(shot["data"])
-        w, h = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")  # IHDR
-        return RenderResult(png, None, w, h, time.perf_counter() - t0)
+        return base64.b64decode(shot["data"])
 
     async def _render_one(self, src: str, cfg: dict | None) -> RenderResult:
         slot = await self._slots.get()
