@@ -104,7 +104,11 @@ class TinyModelParams(_Strict):
     # Full attention in every vision block; false: windowed (112 px) in all but the last, as in the 7B model
     # (full attention in 4 of its 32 blocks). A tower of 2 blocks sees a whole page's layout only in one.
     vision_full_attention: bool = False
-    _omit_at_default = ("pretrain_languages", "vision_full_attention")
+    # Share of the tokenizer corpus's Chinese character occurrences whose characters each get one token (the
+    # most frequent first; SentencePiece's character_coverage); 0: the BPE alone decides, and at 2,048 tokens
+    # it spelt 饼, 框, 甘 and 思 in bytes (dicrepro.train.tiny_tokenizer.train_tokenizer).
+    cjk_coverage: float = Field(0.0, ge=0, le=1)
+    _omit_at_default = ("pretrain_languages", "vision_full_attention", "cjk_coverage")
 
     @field_validator("pretrain_languages")
     @classmethod

@@ -2,6 +2,7 @@
 offline with the Auto classes, and identical when rebuilt from the same seed."""
 
 import os
+import random
 
 import pytest
 import torch
@@ -10,7 +11,7 @@ from safetensors.torch import load_file
 from dicrepro.params import Params
 from dicrepro.train.box_diagrams import box_dataset
 from dicrepro.train.tiny_model import build_tiny_base, tiny_config
-from dicrepro.train.tiny_tokenizer import QWEN25_VL_CHAT_TEMPLATE, QWEN_SPECIAL_TOKENS, train_tokenizer
+from dicrepro.train.tiny_tokenizer import QWEN25_VL_CHAT_TEMPLATE, QWEN_SPECIAL_TOKENS, covered_cjk, train_tokenizer
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # nothing may come from a hub
 
@@ -47,6 +48,25 @@ def test_tokenizer_speaks_qwen_chat_format():
     assert tok.chat_template == QWEN25_VL_CHAT_TEMPLATE
     # byte-level: any text round-trips, even characters never seen in training
     assert tok.decode(tok.encode("交换机 ✓ QUIC", add_special_tokens=False)) == "交换机 ✓ QUIC"
+
+
+def test_the_most_frequent_chinese_characters_can_be_made_whole_tokens():
+    # 饼 (pie) is rare next to English: the BPE alone spells it in bytes, and 钟 shares its first byte
+    rng = random.Random(0)
+    english = [" ".join("".join(rng.choices("etaoinshrdlu", k=rng.randint(2, 7))) for _ in range(9))
+               for _ in range(200)]
+    corpus = english + ["这是一张饼图。"] * 4 + ["这是一张流程图，展示了告警处理的步骤。"] * 8
+    plain = train_tokenizer(corpus, 400)
+    assert len(plain.encode("饼", add_special_tokens=False)) == 3
+    whole = train_tokenizer(corpus, 400, cjk_coverage=1.0)
+    assert len(whole) == 400  # the whole characters take the place of other merges
+    for ch in "这是一张饼图流程展示了告警处理的步骤":
+        assert len(whole.encode(ch, add_special_tokens=False)) == 1, ch
+    assert whole.decode(whole.encode("饼图 钟 ✓", add_special_tokens=False)) == "饼图 钟 ✓"
+    # only the most frequent that make up the coverage: 饼 (4 of 64 occurrences) is left out at 90%
+    assert set(covered_cjk(corpus, 0.9)[:5]) == set("这是一张图") and "饼" not in covered_cjk(corpus, 0.9)
+    again = train_tokenizer(corpus, 400, cjk_coverage=1.0)
+    assert again.get_vocab() == whole.get_vocab()
 
 
 def test_config_is_consistent_for_the_vision_tower(tmp_path):

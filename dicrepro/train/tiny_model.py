@@ -285,7 +285,8 @@ def build_tiny_base(params, pretrain_dataset, out_dir, tokenizer_corpus: list[st
     if recipe and _built_from(out_dir) == recipe:
         log.info("tiny base model already built from this recipe (%s): %s (delete it to rebuild)", recipe, out_dir)
         return out_dir
-    tokenizer = train_tokenizer(tokenizer_corpus, params.model.tiny.vocab_size)
+    tokenizer = train_tokenizer(tokenizer_corpus, params.model.tiny.vocab_size,
+                                cjk_coverage=params.model.tiny.cjk_coverage)
     processor = tiny_processor(params, tokenizer)
     model = init_tiny_model(params, tokenizer)
     use_matmul_patch_embed(model)

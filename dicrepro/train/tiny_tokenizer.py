@@ -6,6 +6,7 @@ processor) runs unchanged on the tiny one.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterable
 
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
@@ -47,12 +48,7 @@ QWEN25_VL_CHAT_TEMPLATE = (
 _TEMPLATE_TEXT = ["system\nYou are a helpful assistant.", "user\n", "assistant\n", "Picture 1: ", "Video 1: "]
 
 
-def train_tokenizer(corpus: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
-    """Train a byte-level BPE tokenizer on ``corpus`` with Qwen2's pre-tokenizer and special tokens.
-
-    Deterministic: the same corpus (in the same order) and vocab size give the same tokenizer.
-    """
-    texts = [t for t in corpus if t] + _TEMPLATE_TEXT
+def _bpe(texts: list[str], size: int) -> Tokenizer:
     tok = Tokenizer(models.BPE(byte_fallback=False, fuse_unk=False))
     tok.normalizer = normalizers.NFC()
     tok.pre_tokenizer = pre_tokenizers.Sequence([
@@ -60,13 +56,57 @@ def train_tokenizer(corpus: Iterable[str], vocab_size: int) -> PreTrainedTokeniz
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
     ])
     tok.decoder = decoders.ByteLevel()
-    n_reserved = len(QWEN_SPECIAL_TOKENS) + len(QWEN_ADDED_TOKENS)
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size - n_reserved, min_frequency=2, show_progress=False,
+        vocab_size=size, min_frequency=2, show_progress=False,
         # Every byte is in the alphabet, so no text is ever out of vocabulary (as in Qwen's tokenizer).
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), special_tokens=[],
     )
     tok.train_from_iterator(texts, trainer=trainer, length=len(texts))
+    return tok
+
+
+def _is_cjk(ch: str) -> bool:
+    return "\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff"
+
+
+def covered_cjk(texts: Iterable[str], coverage: float) -> list[str]:
+    """The most frequent CJK characters of ``texts`` that together make up ``coverage`` of all CJK character
+    occurrences (SentencePiece's ``character_coverage``), most frequent first; ties by code point."""
+    counts = Counter(ch for t in texts for ch in t if _is_cjk(ch))
+    total, kept, out = sum(counts.values()), 0, []
+    for ch, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        if total == 0 or kept >= coverage * total:
+            break
+        out.append(ch)
+        kept += n
+    return out
+
+
+def train_tokenizer(corpus: Iterable[str], vocab_size: int, *, cjk_coverage: float = 0.0) -> PreTrainedTokenizerFast:
+    """Train a byte-level BPE tokenizer on ``corpus`` with Qwen2's pre-tokenizer and special tokens.
+
+    ``cjk_coverage`` > 0 makes each of the most frequent Chinese characters one token (those making up that
+    share of the corpus's CJK characters, :func:`covered_cjk`), as Qwen's own vocabulary has a token for
+    each common character; the rest are spelt in byte pieces as before. Why: at 2,048 tokens and 15%
+    Chinese, the BPE left 饼, 框, 甘 and 思 (in 饼图, 框图, 甘特图, 思维导图) as three bytes each, and the tiny
+    model wrote 钟 for 饼 (the same first byte) or broke the name. The vocabulary stays within
+    ``vocab_size``: the BPE learns as many fewer other merges as the whole characters need.
+    Deterministic: the same corpus (in the same order), size and coverage give the same tokenizer.
+    """
+    texts = [t for t in corpus if t] + _TEMPLATE_TEXT
+    n_reserved = len(QWEN_SPECIAL_TOKENS) + len(QWEN_ADDED_TOKENS)
+    chars = covered_cjk(texts, cjk_coverage) if cjk_coverage > 0 else []
+    # Each covered character also stands alone on a line, once more often than the most frequent CJK
+    # character occurs: no pair of bytes within or across Chinese characters is then more frequent than
+    # the pairs that build a covered character, so the BPE learns those first and its Chinese word merges
+    # over whole characters.
+    repeats = 1 + max((sum(t.count(ch) for t in texts) for ch in chars[:1]), default=0)
+    boost = ["\n".join(chars)] * repeats if chars else []
+    tok = _bpe(texts + boost, vocab_size - n_reserved)
+    split = [ch for ch in chars if len(tok.encode(ch).ids) != 1]
+    if split:
+        log.warning("tokenizer: %d of %d covered CJK characters are still split (vocab_size %d too small?)",
+                    len(split), len(chars), vocab_size)
     tok.add_special_tokens(QWEN_SPECIAL_TOKENS)
     tok.add_tokens(QWEN_ADDED_TOKENS)
     fast = PreTrainedTokenizerFast(
@@ -75,5 +115,6 @@ def train_tokenizer(corpus: Iterable[str], vocab_size: int) -> PreTrainedTokeniz
         split_special_tokens=False, padding_side="right",
     )
     fast.chat_template = QWEN25_VL_CHAT_TEMPLATE
-    log.info("trained byte-level BPE tokenizer: %d tokens (%d texts)", len(fast), len(texts))
+    log.info("trained byte-level BPE tokenizer: %d tokens (%d texts%s)", len(fast), len(texts),
+             f", {len(chars)} CJK characters whole" if chars else "")
     return fast
