@@ -200,10 +200,15 @@ html, body { margin: 0; padding: 0; background: #ffffff; font-family: FONTS; }
 """.replace("FONTS", FONT_STACK).replace("FONTJS", json.dumps(FONT_STACK)).replace("SEED", DETERMINISTIC_SEED)
 
 
+def png_size(png: bytes) -> tuple[int, int]:
+    """``(width, height)`` of a PNG, read from its IHDR chunk without decoding it."""
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+
+
 def one_colour(png: bytes) -> bool:
     """True when a PNG is a single colour everywhere (a blank picture). Cheap for real diagrams: a PNG of one
     colour compresses far better than 200:1, so only such tiny files are decoded and checked."""
-    w, h = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")  # IHDR
+    w, h = png_size(png)
     if len(png) > 256 + 3 * w * h // 200:
         return False
     from PIL import Image  # only for the rare near-empty file
@@ -451,8 +456,7 @@ class MermaidRenderer:
             if one_colour(png):
                 return RenderResult(None, "render error: the picture is blank (one colour everywhere)", 0, 0,
                                     time.perf_counter() - t0)
-        w, h = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")  # IHDR
-        return RenderResult(png, None, w, h, time.perf_counter() - t0)
+        return RenderResult(png, None, *png_size(png), time.perf_counter() - t0)
 
     @staticmethod
     async def _screenshot(slot: _Slot, box: dict, beyond: bool) -> bytes:

@@ -6,6 +6,7 @@ processor) runs unchanged on the tiny one.
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from collections.abc import Iterable
 
@@ -65,21 +66,30 @@ def _bpe(texts: list[str], size: int) -> Tokenizer:
     return tok
 
 
-def _is_cjk(ch: str) -> bool:
-    return "\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff"
+# Han characters (CJK unified ideographs, extension A, compatibility), the range dicrepro.evaluate uses
+_HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+
+def _han_counts(texts: Iterable[str]) -> list[tuple[str, int]]:
+    """Each Han character of ``texts`` with its number of occurrences, most frequent first; ties by code point."""
+    counts = Counter(ch for t in texts for ch in _HAN.findall(t))
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def _covering(ranked: list[tuple[str, int]], coverage: float) -> list[tuple[str, int]]:
+    total, kept, out = sum(n for _, n in ranked), 0, []
+    for ch, n in ranked:
+        if kept >= coverage * total:
+            break
+        out.append((ch, n))
+        kept += n
+    return out
 
 
 def covered_cjk(texts: Iterable[str], coverage: float) -> list[str]:
     """The most frequent CJK characters of ``texts`` that together make up ``coverage`` of all CJK character
     occurrences (SentencePiece's ``character_coverage``), most frequent first; ties by code point."""
-    counts = Counter(ch for t in texts for ch in t if _is_cjk(ch))
-    total, kept, out = sum(counts.values()), 0, []
-    for ch, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
-        if total == 0 or kept >= coverage * total:
-            break
-        out.append(ch)
-        kept += n
-    return out
+    return [ch for ch, _ in _covering(_han_counts(texts), coverage)]
 
 
 def train_tokenizer(corpus: Iterable[str], vocab_size: int, *, cjk_coverage: float = 0.0) -> PreTrainedTokenizerFast:
@@ -95,13 +105,13 @@ def train_tokenizer(corpus: Iterable[str], vocab_size: int, *, cjk_coverage: flo
     """
     texts = [t for t in corpus if t] + _TEMPLATE_TEXT
     n_reserved = len(QWEN_SPECIAL_TOKENS) + len(QWEN_ADDED_TOKENS)
-    chars = covered_cjk(texts, cjk_coverage) if cjk_coverage > 0 else []
+    covered = _covering(_han_counts(texts), cjk_coverage) if cjk_coverage > 0 else []
+    chars = [ch for ch, _ in covered]
     # Each covered character also stands alone on a line, once more often than the most frequent CJK
     # character occurs: no pair of bytes within or across Chinese characters is then more frequent than
     # the pairs that build a covered character, so the BPE learns those first and its Chinese word merges
     # over whole characters.
-    repeats = 1 + max((sum(t.count(ch) for t in texts) for ch in chars[:1]), default=0)
-    boost = ["\n".join(chars)] * repeats if chars else []
+    boost = ["\n".join(chars)] * (1 + covered[0][1]) if covered else []
     tok = _bpe(texts + boost, vocab_size - n_reserved)
     split = [ch for ch in chars if len(tok.encode(ch).ids) != 1]
     if split:
