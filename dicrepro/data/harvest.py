@@ -42,6 +42,7 @@ from dicrepro.diagrams.parse import parse_mermaid
 from dicrepro.outputs import claim_output
 from dicrepro.progress import tqdm
 from dicrepro.text.describe import caption_prompt, describe
+from dicrepro.text.han import HAN_CHAR
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,6 @@ _FENCE = re.compile(r"^( {0,3})(`{3,}|~{3,})[ \t]*\{?[ \t]*\.?mermaid\b[^\n]*\n(
 _RST = re.compile(r"^([ \t]*)\.\.[ \t]+(?:mermaid::[^\n]*|(?:code-block|code|sourcecode)::[ \t]+mermaid[ \t]*)\n")
 # [mermaid] / [source,mermaid] then a ---- or .... delimited block
 _ADOC = re.compile(r"^\[(?:source,\s*)?mermaid[^\]]*\][ \t]*\n(-{4,}|\.{4,})[ \t]*\n(.*?)^\1[ \t]*$", re.M | re.S)
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _LATIN = re.compile(r"[A-Za-z]")
 
 
@@ -255,7 +255,7 @@ def nearest_license(folder: Path, stop: Path) -> Path | None:
 def language_of(diagram: Diagram | None, source: str) -> str:
     """``zh`` when Chinese characters are a fair share of the labels' letters, else ``en``."""
     text = " ".join([n.label for n in diagram.nodes] + [e.label for e in diagram.edges]) if diagram else source
-    cjk, latin = len(_CJK.findall(text)), len(_LATIN.findall(text))
+    cjk, latin = len(HAN_CHAR.findall(text)), len(_LATIN.findall(text))
     return "zh" if cjk and cjk * 3 >= latin else "en"
 
 

@@ -23,6 +23,7 @@ from dicrepro.diagrams.render import MermaidRenderer
 from dicrepro.params import Params
 from dicrepro.paths import RunPaths
 from dicrepro.text.describe import caption_prompt
+from dicrepro.text.han import HAN_CHAR
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def standin_spec(params: Params) -> SynthSpec:
 
 
 def _language_of(text: str) -> str:
-    cjk = sum(1 for ch in text if "\u4e00" <= ch <= "\u9fff")
+    cjk = len(HAN_CHAR.findall(text))
     return "zh" if cjk > 0.2 * max(1, len(text.replace(" ", ""))) else "en"
 
 

@@ -23,9 +23,9 @@ from itertools import chain
 
 from dicrepro.text import phrasings_en, phrasings_zh
 from dicrepro.text.gate import normalize
+from dicrepro.text.han import HAN
 
-_HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_TOKEN = re.compile(rf"[{_HAN}]|[^\W_{_HAN}]+")
+_TOKEN = re.compile(rf"[{HAN}]|[^\W_{HAN}]+")
 # Sentences end at a full stop ('?' and '!' end labels like "Load below threshold?" too often to split on).
 _SENTENCE_END = re.compile(r"(?<=[.])\s+|(?<=[。])\s*|\n+")
 _SENTENCE_END_NO_ZH = re.compile(r"(?<=[.])\s+|\n+")

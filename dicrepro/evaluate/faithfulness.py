@@ -59,9 +59,8 @@ from dicrepro.evaluate.caption_reading import (
 )
 from dicrepro.text.describe import diagram_labels
 from dicrepro.text.gate import diagram_strings, invented_labels, normalize, ordered_labels
+from dicrepro.text.han import HAN_CHAR
 
-_HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_HAN_CHAR = re.compile(f"[{_HAN}]")
 _NO_LATIN_LETTERS = str.maketrans("", "", "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 _QUOTED = re.compile(r'"([^"\n]{1,80})"|“([^”\n]{1,80})”|「([^」\n]{1,80})」')
 # A word (letters, digits, _) that reads as an acronym: two capitals, or a capital and a digit ("PCF", "N4")
@@ -198,7 +197,7 @@ def _build_index(diagram: Diagram) -> GraphIndex:
         allowed=allowed, allowed_blob="|".join(allowed), gate_allowed=gate_allowed, edges=edges,
         all_msgs=[k for k in (key(e.label) for e in ordered_edges) if k], branches=branches, timeline=timeline,
         ordered=[key(x) for x in ordered_labels(diagram)], label_text=" ".join(labels),
-        label_han=len(_HAN_CHAR.findall(" ".join(labels))))
+        label_han=len(HAN_CHAR.findall(" ".join(labels))))
 
 
 _INDEXES: OrderedDict[str, GraphIndex] = OrderedDict()
@@ -300,10 +299,10 @@ def language_ok(diagram: Diagram, caption: str) -> bool:
 
 
 def _language_ok(language: str, label_text: str, caption: str, label_han: int | None = None) -> bool:
-    han = len(_HAN_CHAR.findall(caption))
+    han = len(HAN_CHAR.findall(caption))
     latin = len(caption) - len(caption.translate(_NO_LATIN_LETTERS))  # (counted without a list of them)
     if label_han is None:
-        label_han = len(_HAN_CHAR.findall(label_text))
+        label_han = len(HAN_CHAR.findall(label_text))
     wants_zh = language.startswith("zh") or label_han > 0.3 * max(1, len(label_text.replace(" ", "")))
     if wants_zh:
         return han > 0

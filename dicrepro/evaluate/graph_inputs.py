@@ -13,7 +13,6 @@ datasets' ``graph`` column, needs no browser). Structure rows: ``{"id", "referen
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +21,8 @@ from dicrepro.diagrams.parse import SUPPORTED_TYPES, ParseResult, parse_mermaid
 from dicrepro.diagrams.render import MermaidRenderer
 from dicrepro.evaluate import faithfulness as F
 from dicrepro.evaluate import structure as S
+from dicrepro.text.han import HAN_CHAR
 
-_HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 MAX_BYTES = 8 * 1024 * 1024  # one caption, diagram or batch file; larger is not a caption
 
 
@@ -43,7 +42,7 @@ def read_text(path: str | Path, what: str) -> str:
 def infer_language(d: Diagram) -> str:
     """'zh' when a third or more of the diagram's label characters are Chinese, else the diagram's own."""
     text = "".join(F.graph_labels(d)).replace(" ", "")
-    if text and len(_HAN.findall(text)) >= 0.3 * len(text):
+    if text and len(HAN_CHAR.findall(text)) >= 0.3 * len(text):
         return "zh"
     return d.language
 

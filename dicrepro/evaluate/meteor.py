@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import functools
 import logging
-import re
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from dicrepro.atomic import write_bytes_atomic, write_text_atomic
+from dicrepro.text.han import HAN_RUN
 
 log = logging.getLogger(__name__)
 
@@ -182,14 +182,13 @@ def resources():
     return _CachedPorter(), _CachedSynsets(wordnet_reader())
 
 
-_ALL_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 
 
 @functools.lru_cache(maxsize=200_000)
 def synonyms(word: str) -> frozenset[str]:
     """What nltk's METEOR lets ``word`` match in its WordNet pass: the lemma names (without "_") of its
     synsets, and itself. (A Chinese word has no synset in WordNet: not looked up.)"""
-    if _ALL_CJK.fullmatch(word):
+    if HAN_RUN.fullmatch(word):
         return frozenset((word,))
     _, wn = resources()
     return frozenset(lemma.name() for synset in wn.synsets(word) for lemma in synset.lemmas()
@@ -200,4 +199,4 @@ def synonyms(word: str) -> frozenset[str]:
 def stem(word: str) -> str:
     """The Porter stem nltk's METEOR matches on. (Porter's rules remove English suffixes: a Chinese word is
     its own stem, as nltk's PorterStemmer returns it.)"""
-    return word if _ALL_CJK.fullmatch(word) else resources()[0].stem(word)
+    return word if HAN_RUN.fullmatch(word) else resources()[0].stem(word)

@@ -50,6 +50,7 @@ from dicrepro.evaluate import ngrams
 from dicrepro.evaluate.answers import is_correct
 from dicrepro.evaluate.diagram_type import KNOWN_TYPES
 from dicrepro.evaluate.meteor import meteor_items
+from dicrepro.text.han import HAN_RUN
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,6 @@ BLEU_WEIGHTS = ((1.0,), (0.5, 0.5), (1 / 3,) * 3, (0.25,) * 4)  # cumulative BLE
 
 # --- tokens ------------------------------------------------------------------------------------------
 
-_CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 # a word: letters/digits, optionally joined by . - / ' _ (keeps "802.1x", "ipv6", "n2", "pdu-session")
 _WORD = re.compile(r"[^\W_]+(?:[.\-/'_][^\W_]+)*")
 
@@ -80,10 +80,10 @@ def tokenize(text: str, lang: str | None = None) -> tuple[str, ...]:
     """Word tokens of ``text`` for scoring (cached: the same text is tokenised once per process)."""
     text = text.lower()
     if lang is None:
-        lang = "zh" if _CJK_RUN.search(text) else "en"
+        lang = "zh" if HAN_RUN.search(text) else "en"
     out: list[str] = []
     pos = 0
-    for m in _CJK_RUN.finditer(text):
+    for m in HAN_RUN.finditer(text):
         out.extend(_WORD.findall(text, pos, m.start()))
         out.extend(_jieba().lcut(m.group(), HMM=True) if lang == "zh" else m.group())
         pos = m.end()

@@ -35,13 +35,12 @@ from dicrepro.diagrams.knowledge import lexicon
 from dicrepro.diagrams.sample_realism import vocabulary
 from dicrepro.text import phrasings_en, phrasings_zh
 from dicrepro.text.describe import diagram_labels, display_names
+from dicrepro.text.han import HAN, HAN_CHAR
 
 log = logging.getLogger(__name__)
 
-_HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _LATIN = "0-9a-z\u00c0-\u024f"
-_SPACE_NEAR_HAN = re.compile(rf"(?<=[{_HAN}]) +| +(?=[{_HAN}])")
-_ANY_HAN = re.compile(rf"[{_HAN}]")
+_SPACE_NEAR_HAN = re.compile(rf"(?<=[{HAN}]) +| +(?=[{HAN}])")
 
 
 @dataclass
@@ -75,7 +74,7 @@ def normalize(text: str) -> str:
     # (One C-level translate instead of a category lookup per character: texts are scored by the thousand.)
     s = s.translate(_SPACE_OUT)
     s = " ".join(s.split())
-    return _SPACE_NEAR_HAN.sub("", s) if _ANY_HAN.search(s) else s
+    return _SPACE_NEAR_HAN.sub("", s) if HAN_CHAR.search(s) else s
 
 
 @functools.lru_cache(maxsize=65536)
@@ -198,7 +197,7 @@ def candidate_labels(entries: Iterable[str]) -> list[str]:
             continue
         if re.fullmatch(r"[\d\s.,:%/-]+", norm):  # bare numbers and dates: prose states counts freely
             continue
-        han = len(re.findall(f"[{_HAN}]", norm))
+        han = len(HAN_CHAR.findall(norm))
         if han:
             keep = len(norm) >= 3
         else:
@@ -322,7 +321,7 @@ def _language_reason(diagram: Diagram, norm_text: str, allowed: list[str]) -> st
     prose = norm_text
     for s in sorted(allowed, key=len, reverse=True):  # the labels may be in either language
         prose = _pattern(s).sub(" ", prose) if s and s in prose else prose
-    han = len(re.findall(f"[{_HAN}]", prose))
+    han = len(HAN_CHAR.findall(prose))
     latin = len(re.findall(r"[a-z]", prose))
     if diagram.language.startswith("zh"):
         if han < 0.5 * (han + latin) or han == 0:

@@ -6,12 +6,12 @@ processor) runs unchanged on the tiny one.
 from __future__ import annotations
 
 import logging
-import re
 from collections import Counter
 from collections.abc import Iterable
 
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
+from dicrepro.text.han import HAN_CHAR
 
 log = logging.getLogger(__name__)
 
@@ -66,13 +66,9 @@ def _bpe(texts: list[str], size: int) -> Tokenizer:
     return tok
 
 
-# Han characters (CJK unified ideographs, extension A, compatibility), the range dicrepro.evaluate uses
-_HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-
-
 def _han_counts(texts: Iterable[str]) -> list[tuple[str, int]]:
     """Each Han character of ``texts`` with its number of occurrences, most frequent first; ties by code point."""
-    counts = Counter(ch for t in texts for ch in _HAN.findall(t))
+    counts = Counter(ch for t in texts for ch in HAN_CHAR.findall(t))
     return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
