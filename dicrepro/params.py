@@ -96,6 +96,9 @@ class TinyModelParams(_Strict):
     # "What kind of diagram is this?" (answer: its type): a short type-reading phase over every warm-up
     # diagram before the text pre-training, and one such row per pre-training diagram in it.
     type_questions: bool = True
+    # Epochs of that type-reading phase (over every warm-up diagram and its document-look copies). 3 over
+    # 1,200 diagrams and copies; with 2,400 diagrams, 1.5 reads as many rows in the same time.
+    type_reading_epochs: float = Field(3.0, gt=0)
     # Languages of the general pre-training diagrams (their labels, descriptions and type questions) and so
     # of the tokenizer's corpus; null: stage1.languages. The real base (Qwen2.5-VL) is bilingual; half in
     # Chinese (a trial, README "The tiny stand-in's recipe", point 5) the tiny base read Chinese captions

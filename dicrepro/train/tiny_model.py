@@ -53,11 +53,11 @@ MERGE_SIZE = 2
 DIAGRAM_MEAN = [1.0, 1.0, 1.0]
 DIAGRAM_STD = [0.5, 0.5, 0.5]
 RECIPE_VERSION = 10  # bump when the way the base is built changes (part of base_recipe)
-# One pass over every warm-up diagram took its loss from 7.3 to 0.11, yet stage-3 captions named the type in 68%
-# where a linear probe on the same image tokens read 85%; with a second pass, 71.7% and 70.0% (two runs). With
-# the document-look copies in the rows, the base named the type of 68.8% of the stage-1 training diagrams
-# after two passes and 74.2% after three (62-67% of the stand-in's pages either way; 26 s more).
-TYPE_READING_EPOCHS = 3.0
+# Type reading: one pass over every warm-up diagram took its loss from 7.3 to 0.11, yet stage-3 captions named
+# the type in 68% where a linear probe on the same image tokens read 85%; with a second pass, 71.7% and 70.0%
+# (two runs). With the document-look copies in the rows, the base named the type of 68.8% of the stage-1
+# training diagrams after two passes and 74.2% after three (62-67% of the stand-in's pages either way; 26 s
+# more): hence the default of model.tiny.type_reading_epochs, 3 passes over 1,200 diagrams and their copies.
 TINY_NOTE = ("THIS IS THE TINY RANDOM-INIT STAND-IN, NOT Qwen2.5-VL-7B. It has the Qwen2.5-VL architecture "
              "at toy size, a locally trained tokenizer and a few minutes of training on CPU; its outputs and "
              "scores show that the pipeline works, not what the paper's model achieves.")
@@ -323,8 +323,8 @@ def build_tiny_base(params, pretrain_dataset, out_dir, tokenizer_corpus: list[st
             type_rows = concatenate_datasets([type_question_rows(train)] + [
                 type_question_rows(train, looks[k * n:(k + 1) * n]) for k in range(len(looks) // n)])
             type_losses = pretrain(model, processor, type_rows, params, tmp,
-                                   epochs=TYPE_READING_EPOCHS, name="type_loss")
-            type_reading = {"rows": len(type_rows), "epochs": TYPE_READING_EPOCHS,
+                                   epochs=t.type_reading_epochs, name="type_loss")
+            type_reading = {"rows": len(type_rows), "epochs": t.type_reading_epochs,
                             "loss_first": type_losses[0]["loss"] if type_losses else None,
                             "loss_last": type_losses[-1]["loss"] if type_losses else None}
         captioned = train.select(range(min(len(train), t.pretrain_samples)))
