@@ -97,7 +97,8 @@ class TinyModelParams(_Strict):
     # diagram before the text pre-training, and one such row per pre-training diagram in it.
     type_questions: bool = True
     # Epochs of that type-reading phase (over every warm-up diagram and its document-look copies). 3 over
-    # 1,200 diagrams and copies; with 2,400 diagrams, 1.5 reads as many rows in the same time.
+    # 1,200 diagrams and copies; with 2,400 diagrams, 1.5 reads as many rows in the same time (recipe 14, a
+    # trial not taken: README "Issue 19's bar is met in part").
     type_reading_epochs: float = Field(3.0, gt=0)
     # Languages of the general pre-training diagrams (their labels, descriptions and type questions) and so
     # of the tokenizer's corpus; null: stage1.languages. The real base (Qwen2.5-VL) is bilingual; half in

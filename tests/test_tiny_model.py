@@ -123,13 +123,16 @@ def test_more_warm_up_diagrams_than_captioned_ones(tmp_path, general):
     pre-training only the first ``pretrain_samples`` of them."""
     import json
 
-    p = smoke_params(tmp_path, pretrain_samples=4, vision_warmup_epochs=1)
+    p = smoke_params(tmp_path, pretrain_samples=4, vision_warmup_epochs=1, type_reading_epochs=2)
     out = build_tiny_base(p, general, tmp_path / "base", tokenizer_corpus=corpus(general))
     meta = json.loads((out / "dicrepro_model.json").read_text())
     assert meta["pretrain_rows"] == 4 and meta["warmup_rows"] == 8
     # the type-reading phase reads each diagram and its document-look copy (vision_warmup_copies: 1)
     assert meta["type_reading"]["rows"] == 16 and meta["type_reading"]["loss_last"] is not None
-    assert (out / "type_loss.csv").read_text().startswith("step,epoch,loss")
+    type_loss = (out / "type_loss.csv").read_text().splitlines()
+    assert type_loss[0].startswith("step,epoch,loss")
+    # model.tiny.type_reading_epochs: 2 passes over the 16 rows in batches of 4
+    assert type_loss[-1].split(",")[:2] == ["8", "2.0"] and meta["type_reading"]["epochs"] == 2
     assert "tell 8 general diagrams' types" in (out / "README.md").read_text()
 
 
