@@ -112,7 +112,7 @@ class TinyModelParams(_Strict):
     # most frequent first; SentencePiece's character_coverage); 0: the BPE alone decides, and at 2,048 tokens
     # it spelt 饼, 框, 甘 and 思 in bytes (dicrepro.train.tiny_tokenizer.train_tokenizer).
     cjk_coverage: float = Field(0.0, ge=0, le=1)
-    _omit_at_default = ("pretrain_languages", "vision_full_attention", "cjk_coverage")
+    _omit_at_default = ("pretrain_languages", "vision_full_attention", "cjk_coverage", "type_reading_epochs")
 
     @field_validator("pretrain_languages")
     @classmethod

@@ -123,7 +123,9 @@ def test_more_warm_up_diagrams_than_captioned_ones(tmp_path, general):
     pre-training only the first ``pretrain_samples`` of them."""
     import json
 
+    assert "type_reading_epochs" not in smoke_params(tmp_path).model.tiny.model_dump()  # old bases stay valid
     p = smoke_params(tmp_path, pretrain_samples=4, vision_warmup_epochs=1, type_reading_epochs=2)
+    assert p.model.tiny.model_dump()["type_reading_epochs"] == 2  # so the base is rebuilt
     out = build_tiny_base(p, general, tmp_path / "base", tokenizer_corpus=corpus(general))
     meta = json.loads((out / "dicrepro_model.json").read_text())
     assert meta["pretrain_rows"] == 4 and meta["warmup_rows"] == 8
