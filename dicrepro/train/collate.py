@@ -51,6 +51,23 @@ def labelled_positions(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     return keep, shifted[shifted != -100]
 
 
+def logits_mask_supported() -> bool:
+    """Whether this transformers' models take a boolean ``(batch, length)`` mask as ``logits_to_keep``.
+
+    Why: older 5.x releases (5.17, the lent GPU image's) only slice ``hidden_states[:, logits_to_keep]``,
+    which fails on a 2-D mask; there the output layer is computed at every position, as before.
+    """
+    try:
+        from transformers.modeling_utils import slice_logits_to_keep
+    except ImportError:
+        return False
+    try:
+        kept = slice_logits_to_keep(torch.zeros(1, 2, 1), torch.tensor([[True, False]]))
+    except Exception:  # noqa: BLE001 (a release whose helper takes no masks, whatever it raises)
+        return False
+    return tuple(kept.shape) == (1, 1)
+
+
 def _find(seq: list[int], sub: list[int], start: int = 0) -> int:
     n = len(sub)
     for i in range(start, len(seq) - n + 1):

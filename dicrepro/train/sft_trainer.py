@@ -16,12 +16,13 @@ import torch
 from torch.nn import functional as F
 from trl import SFTTrainer
 
-from dicrepro.train.collate import labelled_positions
+from dicrepro.train.collate import labelled_positions, logits_mask_supported
 
 
 def sft_trainer_class(device_type: str) -> type[SFTTrainer]:
-    """The trainer class for the SFT stages on ``device_type`` (``"cuda"``, ``"cpu"``, ...)."""
-    return SFTTrainer if device_type == "cuda" else LabelledLogitsSFTTrainer
+    """The trainer class for the SFT stages on ``device_type`` (``"cuda"``, ``"cpu"``, ...): TRL's own on
+    CUDA, and where this transformers cannot compute logits at masked positions only."""
+    return SFTTrainer if device_type == "cuda" or not logits_mask_supported() else LabelledLogitsSFTTrainer
 
 
 class LabelledLogitsSFTTrainer(SFTTrainer):

@@ -36,7 +36,7 @@ from datasets import Dataset, Image, concatenate_datasets
 from dicrepro.data.vqa_kinds import TYPE_QUESTION, type_answer
 from dicrepro.text.phrasings_en import TYPES as TYPES_EN
 from dicrepro.text.phrasings_zh import TYPES as TYPES_ZH
-from dicrepro.train.collate import VisionSFTCollator, labelled_positions, length_grouping_arg
+from dicrepro.train.collate import VisionSFTCollator, labelled_positions, length_grouping_arg, logits_mask_supported
 from dicrepro.train.patch_embed import use_matmul_patch_embed
 from dicrepro.train.tiny_tokenizer import train_tokenizer
 from dicrepro.train.train_log import LossCSVCallback, library_versions, read_loss_csv, tensorboard_callback
@@ -167,8 +167,12 @@ def logits_where_labelled(collate):
     image tokens and prompt included, where no loss is taken (the base's type questions are mostly image
     tokens). The batch gets ``logits_to_keep`` (those positions) and ``shift_labels`` (their labels, in the
     same order), which Qwen2.5-VL's forward and transformers' causal-LM loss take as they are: the same loss
-    and gradients, in floating point up to summation order (test).
+    and gradients, in floating point up to summation order (test). A transformers that takes no such mask
+    gets ``collate`` unchanged.
     """
+    if not logits_mask_supported():
+        return collate
+
     def call(rows):
         batch = collate(rows)
         batch["logits_to_keep"], batch["shift_labels"] = labelled_positions(batch["labels"])
