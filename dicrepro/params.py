@@ -378,6 +378,9 @@ class JudgeParams(_Strict):
 
 
 class EvalParams(_Strict):
+    # fields added after runs were made: left out of the dump at their default, so those runs stay current
+    _omit_at_default = ("num_beams",)
+
     models: list[str] = ["base", "stage1", "stage2", "stage3"]
     baselines: list[BaselineModel] = []
     ocr_baseline: bool = False
@@ -387,6 +390,10 @@ class EvalParams(_Strict):
     # longest reply ends: at max_new_tokens that was half of the tiny profile's evaluation time.
     objective_max_new_tokens: int = Field(32, ge=1)
     batch_size: int = Field(8, ge=1)
+    # Decoding of every reply the models give in evaluation (captions, objective answers, the blind runs):
+    # 1 is greedy; n > 1 keeps the n most likely partial replies at each token (beam search) and returns the
+    # likeliest whole one. Deterministic either way; costs about n times the generation compute.
+    num_beams: int = Field(1, ge=1)
     gallery_n: int = Field(6, ge=0)
     # Blind baselines (dicrepro.evaluate.blind): every model is evaluated again with blank images and with
     # images shuffled between diagrams; the tables show each score with the image, blind and the gain.

@@ -192,7 +192,7 @@ def vqa_for(params: Params, row: dict, questions: int = 4) -> list[dict]:
 
 
 def captions_for(params: Params, row: dict, models: list[str] | None = None) -> dict[str, str]:
-    """model name -> its greedy caption of ``row``'s image (``row['prompt']``), for the models of this run
+    """model name -> its caption of ``row``'s image (decoded as ``eval.num_beams`` says) (``row['prompt']``), for the models of this run
     that exist (``base``, ``stage1``..``stage3`` by default): the same image before and after each stage."""
     from dicrepro.evaluate.predict import generate  # lazy for Unsloth's import order (see build_base)
 
@@ -203,7 +203,7 @@ def captions_for(params: Params, row: dict, models: list[str] | None = None) -> 
         folder = Path(params.model.path) if name == "base" and params.model.kind == "local" else paths.model_dir(name)
         if (folder / "config.json").exists():
             out[name] = generate(folder, [row], batch_size=1, max_new_tokens=params.eval.max_new_tokens,
-                                 model_params=params.model, progress=False)[0]
+                                 model_params=params.model, progress=False, num_beams=params.eval.num_beams)[0]
     return out
 
 

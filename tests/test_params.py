@@ -95,6 +95,13 @@ def test_a_share_of_the_vqa_diagrams_can_be_drawn_as_document_pages(tmp_path):
     assert vqa_image_spec(paged).augment.__name__ == "document_look_share_0.5"
 
 
+def test_beam_search_leaves_greedy_runs_current(tmp_path):
+    # the evaluate step is stale when the eval params' dump changes: greedy runs made before
+    # eval.num_beams existed dump the same as before
+    assert "num_beams" not in load_params(write(tmp_path, "eval:\n  num_beams: 1\n")).eval.model_dump()
+    assert load_params(write(tmp_path, "eval:\n  num_beams: 3\n")).eval.model_dump()["num_beams"] == 3
+
+
 def test_pixel_limits_must_be_ordered(tmp_path):
     p = write(tmp_path, "model:\n  min_pixels: 100000\n  max_pixels: 50176\n")
     with pytest.raises(ParamsError, match=r"model.min_pixels \(100000\) is larger than model.max_pixels"):
@@ -116,6 +123,7 @@ def test_pixel_limits_must_be_ordered(tmp_path):
     ("sft:\n  replay: false\n", "sft.replay", "got false"),
     ("run_dir: ''\n", "run_dir", "not empty"),
     ("stage3:\n  document_share: 1.5\n", "stage3.document_share", "less than or equal to 1"),
+    ("eval:\n  num_beams: 0\n", "eval.num_beams", "greater than or equal to 1"),
 ])
 def test_values_a_later_step_would_trip_over_are_refused_up_front(tmp_path, text, key, why):
     with pytest.raises(ParamsError, match=f"(?s){key}: .*{why}"):

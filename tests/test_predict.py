@@ -112,3 +112,30 @@ def test_objective_replies_stop_at_their_own_token_budget(model_dir, test_rows, 
         assert max(len(tok(t, add_special_tokens=False)["input_ids"]) for t in replies.values()) <= budget
     assert max(len(tok(t, add_special_tokens=False)["input_ids"]) for t in
                _predict_all(p, paths, "base", model_dir, test_rows, "captions", "m1", []).values()) > 2
+
+
+def test_beam_search_is_a_setting_of_its_own(model_dir, test_rows, tmp_path):
+    """eval.num_beams decodes every evaluation reply by beam search: batched as one by one, recorded in the
+    predictions' identity (so greedy ones are made again), and absent from it when greedy, so predictions
+    made before the option existed stay valid."""
+    from dicrepro.evaluate.run import _predict_all
+    from dicrepro.paths import RunPaths
+
+    p = Params(run_dir=tmp_path / "run", seed=3)
+    p.eval.max_new_tokens = 12
+    paths = RunPaths(tmp_path / "run")
+    paths.predictions.mkdir(parents=True)
+    model, processor = load_for_inference(model_dir, p.model)
+    greedy = generate(model_dir, test_rows, batch_size=5, max_new_tokens=12, model=model, processor=processor)
+    beams = generate(model_dir, test_rows, batch_size=5, max_new_tokens=12, model=model, processor=processor,
+                     num_beams=3)
+    assert beams == generate(model_dir, test_rows, batch_size=1, max_new_tokens=12, model=model,
+                             processor=processor, num_beams=3)
+    assert beams != greedy  # the setting reaches the decoder
+
+    identity = paths.predictions / "base__captions.identity.json"
+    assert list(_predict_all(p, paths, "base", model_dir, test_rows, "captions", "m1", []).values()) == greedy
+    assert "num_beams" not in json.loads(identity.read_text())
+    p.eval.num_beams = 3
+    assert list(_predict_all(p, paths, "base", model_dir, test_rows, "captions", "m1", []).values()) == beams
+    assert json.loads(identity.read_text())["num_beams"] == 3

@@ -1,7 +1,7 @@
-"""Batched greedy generation: the model's answers to held-out prompts, written as predictions JSONL.
+"""Batched deterministic generation: the model's answers to held-out prompts, written as predictions JSONL.
 
-Greedy decoding (no sampling) so that scores are reproducible, left padding so that every row of a
-batch ends where generation starts.
+Greedy decoding, or beam search with ``num_beams`` > 1 (never sampling), so that scores are reproducible;
+left padding so that every row of a batch ends where generation starts.
 """
 
 from __future__ import annotations
@@ -38,14 +38,14 @@ def load_for_inference(model_dir: str | Path, model_params=None):
 
 
 @torch.inference_mode()
-def _generate_batch(model, processor, rows: Sequence[dict], max_new_tokens: int) -> list[str]:
+def _generate_batch(model, processor, rows: Sequence[dict], max_new_tokens: int, num_beams: int = 1) -> list[str]:
     texts = [processor.apply_chat_template(chat_messages(r["prompt"]), tokenize=False, add_generation_prompt=True)
              for r in rows]
     images = [[rgb(r["image"])] for r in rows]
     inputs = processor(text=texts, images=images, padding=True, padding_side="left", return_tensors="pt")
     inputs = inputs.to(model.device)
     tok = processor.tokenizer
-    out = model.generate(**inputs, do_sample=False, max_new_tokens=max_new_tokens, num_beams=1,
+    out = model.generate(**inputs, do_sample=False, max_new_tokens=max_new_tokens, num_beams=num_beams,
                          pad_token_id=tok.pad_token_id, temperature=None, top_p=None, top_k=None)
     new = out[:, inputs["input_ids"].shape[1]:]
     return [decode_text(tok, ids).strip() for ids in new.tolist()]
@@ -91,8 +91,9 @@ def _batches(rows, batch_size: int):
 
 
 def generate(model_dir, rows, *, batch_size: int = 8, max_new_tokens: int = 160, model=None,
-             processor=None, on_batch=None, model_params=None, progress: bool = True) -> list[str]:
-    """Greedy answers for ``rows`` (dicts or a Dataset with ``image`` and ``prompt``), in order.
+             processor=None, on_batch=None, model_params=None, progress: bool = True, num_beams: int = 1) -> list[str]:
+    """Answers for ``rows`` (dicts or a Dataset with ``image`` and ``prompt``), in order: greedy, or the
+    best of a beam search over ``num_beams`` beams.
 
     ``on_batch(rows, texts)`` is called after every batch (used to append predictions as they come).
     A tqdm bar shows samples/s (``progress=False``: none, for callers with a bar of their own).
@@ -103,7 +104,7 @@ def generate(model_dir, rows, *, batch_size: int = 8, max_new_tokens: int = 160,
     bar = tqdm(total=len(rows), desc=f"generate {Path(str(model_dir)).name}", unit="sample", disable=not progress)
     t0 = time.time()
     for batch in _batches(rows, batch_size):
-        out = _generate_batch(model, processor, batch, max_new_tokens)
+        out = _generate_batch(model, processor, batch, max_new_tokens, num_beams)
         texts += out
         if on_batch is not None:
             on_batch(batch, out)
@@ -114,7 +115,8 @@ def generate(model_dir, rows, *, batch_size: int = 8, max_new_tokens: int = 160,
 
 
 def predict_to_jsonl(model_dir, model_name: str, dataset, out_path, *, batch_size: int = 8,
-                     max_new_tokens: int = 160, model_params=None, identity: dict | None = None) -> Path:
+                     max_new_tokens: int = 160, model_params=None, identity: dict | None = None,
+                     num_beams: int = 1) -> Path:
     """Append ``{"model", "id", "prompt", "text"}`` lines for every row of ``dataset`` to ``out_path``.
 
     Ids already in the file are skipped, so a rerun costs nothing and a crash loses at most one batch.
@@ -144,5 +146,5 @@ def predict_to_jsonl(model_dir, model_name: str, dataset, out_path, *, batch_siz
             append_jsonl(out_path, {"model": model_name, "id": row["id"], "prompt": row["prompt"], "text": text})
 
     generate(model_dir, rows, batch_size=batch_size, max_new_tokens=max_new_tokens, on_batch=write,
-             model_params=model_params)
+             model_params=model_params, num_beams=num_beams)
     return out_path

@@ -186,10 +186,12 @@ def _predict_all(params: Params, paths: RunPaths, name: str, model_dir: Path, ds
     tokens = e.objective_max_new_tokens if kind == "objective" else e.max_new_tokens
     identity = {"model": model_id, "data": data, "max_new_tokens": tokens,
                 "batch_size": e.batch_size, "pixels": [params.model.min_pixels, params.model.max_pixels]}
+    if e.num_beams != 1:  # absent when greedy, so predictions made before the option existed stay valid
+        identity["num_beams"] = e.num_beams
     if blind is not None:
         identity["blind"] = {"mode": blind, "seed": params.seed}
     predict_to_jsonl(model_dir, name, ds, out, batch_size=e.batch_size, max_new_tokens=tokens,
-                     model_params=params.model, identity=identity)
+                     model_params=params.model, identity=identity, num_beams=e.num_beams)
     return {r["id"]: r["text"] for r in read_jsonl(out)}
 
 
