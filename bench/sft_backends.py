@@ -37,6 +37,7 @@ What is trained:
 from __future__ import annotations
 
 import argparse
+import collections
 import hashlib
 import importlib.util
 import json
@@ -233,6 +234,7 @@ def worker(args) -> dict:
     t_load = time.time()
     model, processor = BACKENDS[backend](params, args.model, None)
     load_s = time.time() - t_load
+    print(f"{args.variant}: model loaded in {load_s:.1f} s", file=sys.stderr, flush=True)
     adapted = adapted_module_names(model)
 
     if s.group_by_length:  # batches drawn as a stage's training draws them (sft.group_by_length)
@@ -254,6 +256,10 @@ def worker(args) -> dict:
             if cuda:
                 torch.cuda.synchronize()
             self.marks.append(time.perf_counter())
+            prev = self.marks[-2] if len(self.marks) > 1 else t_start
+            memory = f", peak {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB allocated" if cuda else ""
+            print(f"step {len(self.marks)}: {self.marks[-1] - prev:.2f} s, {sum(tokens)} tokens collated so far"
+                  f"{memory}", file=sys.stderr, flush=True)
 
     clock = StepClock()
     trainer_cls = SFTTrainer if args.variant == "hf-trl-head" else sft_trainer_class("cuda" if cuda else "cpu")
@@ -314,13 +320,22 @@ def _run_variant(args, variant: str) -> dict:
         if value:
             cmd += [flag, str(value)]
     print(f"--- {variant}", flush=True)
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    for line in proc.stdout.splitlines():
+    # The worker's output is passed on as it comes (a run cut off by a timeout still shows how far it got:
+    # loading, each step), and its last lines kept for the failure message.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    tail: collections.deque[str] = collections.deque(maxlen=15)
+    result = None
+    for line in proc.stdout:
         if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
-    tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-15:]
-    print("\n".join(tail), file=sys.stderr)
-    return {"variant": variant, "failed": tail[-1]}
+            result = json.loads(line[len("RESULT "):])
+            continue
+        print(line, end="", file=sys.stderr, flush=True)
+        if line.strip():
+            tail.append(line.rstrip())
+    proc.wait()
+    if result is not None:
+        return result
+    return {"variant": variant, "failed": tail[-1] if tail else f"(no output; exit code {proc.returncode})"}
 
 
 def table(rows: list[dict], anchor: str) -> str:

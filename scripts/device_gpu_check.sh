@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The GPU checks, as one prepared command on a lent GPU machine (the `device` tool; docs/benchmarks.md):
 #   here:   bash scripts/fetch_gpu_wheels.sh      (trl, datasets, pydantic, unsloth, bitsandbytes, ... -> .whl/)
-#   there:  run(command="bash scripts/device_gpu_check.sh", carry=[".whl"], timeout_s=600)
-# Steps, each under its own timeout (TIMEOUT_<step> overrides one), together at most BUDGET (500) seconds:
-#   wheels             install .whl/ into /tmp/site; nvidia-smi; library versions
+#   there:  run(command="PART=bench bash scripts/device_gpu_check.sh", carry=[".whl"], timeout_s=600)
+#           and, on another call, PART=tests (the two parts do not fit one call: 600 s at most)
+# Steps, each under its own timeout (TIMEOUT_<step> overrides one), together at most BUDGET (560) seconds;
+# the timeouts are from the H200 seen on 2026-12-04 (docs/benchmarks.md), with room:
+#   wheels             install .whl/ into /tmp/site; nvidia-smi; library versions      (both parts)
 #   gpu_hf             tests/test_gpu_hf.py: the hf backend in 4-bit, in a process without unsloth
 #   gpu_unsloth        tests/test_gpu_unsloth.py: the unsloth backend, both collators
 #   bench_build        bench/sft_backends.py --paper --build-only: random-init Qwen2.5-VL-7B shape + paper-sized rows
@@ -14,14 +16,17 @@
 # timeout | deferred, "rc", "seconds", "timeout_s", "log"}) and copied to $OUT with its log, so a call cut short
 # still returns every finished step. A second call skips the steps that ended ok or failed and runs the rest
 # (timed out, deferred, or cut by the end of the call); a step that no longer fits the time left of BUDGET
-# is deferred to the next call. RERUN=all (or a step name) runs finished steps again.
-# STEPS (4), WARMUP (1), GRAD_ACCUM (4), ROWS (48) size the benchmark. STEPS_FILE=path replaces the steps with
+# is deferred to the next call. RERUN=all (or a step name) runs finished steps again. SKIP="a b" leaves the
+# named steps out of this call (on a fresh machine: steps that already passed on an earlier one).
+# PART=tests runs wheels and the gpu_* steps, PART=bench wheels and the bench_* steps; PART=all (default) all.
+# STEPS (2), WARMUP (1), GRAD_ACCUM (4), ROWS (48) size the benchmark. STEPS_FILE=path replaces the steps with
 # lines "name timeout_s command" (tests/test_device_check.py tests the machinery so, on CPU); LIST=1 prints
 # the steps as JSON lines and exits.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-/tmp/out}; STATE=${STATE:-/tmp/dicrepro-gpu-check}; BUDGET=${BUDGET:-500}
-STEPS=${STEPS:-4}; WARMUP=${WARMUP:-1}; GRAD_ACCUM=${GRAD_ACCUM:-4}; ROWS=${ROWS:-48}; RERUN=${RERUN:-}
+OUT=${OUT:-/tmp/out}; STATE=${STATE:-/tmp/dicrepro-gpu-check}; BUDGET=${BUDGET:-560}
+PART=${PART:-all}; STEPS=${STEPS:-2}; WARMUP=${WARMUP:-1}; GRAD_ACCUM=${GRAD_ACCUM:-4}; ROWS=${ROWS:-48}; RERUN=${RERUN:-}
+SKIP=" ${SKIP:-} "
 mkdir -p "$OUT" "$STATE/logs"
 RESULTS=$STATE/results.jsonl
 T0=$(date +%s.%N)
@@ -33,16 +38,18 @@ BENCH="python3 bench/sft_backends.py --paper --rows $ROWS --work $STATE/bench --
 # name  timeout_s  command     (one per line; the timeouts add up to at most BUDGET)
 default_steps() {
   cat <<EOF
-wheels 40 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && nvidia-smi && python3 -m pip list 2>/dev/null | grep -i -E '^(torch|transformers|trl|peft|accelerate|datasets|unsloth|unsloth.zoo|bitsandbytes) '
-gpu_hf 90 python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_gpu_hf.py
-gpu_unsloth 120 python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_gpu_unsloth.py
-bench_build 75 $BENCH --build-only
-bench_hf_qlora 85 $BENCH --variants hf-qlora
-bench_unsloth 80 $BENCH --variants unsloth-qlora
+wheels 20 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && nvidia-smi && python3 -m pip list 2>/dev/null | grep -i -E '^(torch|transformers|trl|peft|accelerate|datasets|unsloth|unsloth.zoo|bitsandbytes) '
+gpu_hf 80 python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_gpu_hf.py
+gpu_unsloth 240 python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_gpu_unsloth.py
+bench_build 80 $BENCH --build-only
+bench_hf_qlora 130 $BENCH --variants hf-qlora
+bench_unsloth 240 $BENCH --variants unsloth-qlora
 bench_table 10 python3 -c "import json, sys; sys.path.insert(0, 'bench'); from sft_backends import table; rows = [json.loads(x) for x in open('$STATE/sft_bench.jsonl')]; print(table(rows, 'hf-qlora'))"
 EOF
 }
-steps() { if [[ -n ${STEPS_FILE:-} ]]; then grep -v -E '^\s*(#|$)' "$STEPS_FILE"; else default_steps; fi; }
+all_steps() { if [[ -n ${STEPS_FILE:-} ]]; then grep -v -E '^\s*(#|$)' "$STEPS_FILE"; else default_steps; fi; }
+in_part() { [[ $PART == all || $1 == wheels || ($PART == tests && $1 == gpu_*) || ($PART == bench && $1 == bench_*) ]]; }
+steps() { all_steps | while read -r name rest; do in_part "$name" && [[ $SKIP != *" $name "* ]] && echo "$name $rest"; done; }
 
 # timeout of a step: TIMEOUT_<name> if set, else the step list's
 step_timeout() { local v="TIMEOUT_$1"; echo "${!v:-$2}"; }
@@ -57,7 +64,7 @@ if [[ -n ${LIST:-} ]]; then
   exit 0
 fi
 if ((total > BUDGET)); then
-  echo "error: the steps' timeouts add up to ${total} s, more than BUDGET ${BUDGET} s" >&2; exit 2
+  echo "error: the steps' timeouts add up to ${total} s, more than BUDGET ${BUDGET} s (PART=tests and PART=bench split them into two calls)" >&2; exit 2
 fi
 
 record() {  # record STEP STATUS RC SECONDS TIMEOUT: one JSON line, appended as the step ends

@@ -84,3 +84,19 @@ def test_the_image_sizes_in_the_training_doc_are_the_computed_ones():
     block = doc.split("<!-- image-sizes:begin -->\n")[1].split("\n<!-- image-sizes:end -->")[0]
     assert block == image_size_table(load_params("params/paper.yaml", need_model=False))
     assert "1148×840, 1,230 tokens" in block  # the 2000x1500 diagram above, at the paper profile's limits
+
+
+def test_the_limits_hold_under_unsloths_read_only_pixel_attributes(checkpoint_like, monkeypatch):
+    """On a GPU, importing Unsloth turns Qwen2VLImageProcessor's min_pixels/max_pixels into read-only
+    properties read from ``size`` (unsloth_zoo's patch_qwen2vl_image_processor_pixel_attrs): setting them
+    raised AttributeError, the first thing the lent H200 showed of the unsloth backend."""
+    from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
+
+    monkeypatch.setattr(Qwen2VLImageProcessor, "max_pixels",
+                        property(lambda self: self.size.get("longest_edge")), raising=False)
+    monkeypatch.setattr(Qwen2VLImageProcessor, "min_pixels",
+                        property(lambda self: self.size.get("shortest_edge")), raising=False)
+    params = ModelParams(min_pixels=3136, max_pixels=50176)
+    processor = load_processor(checkpoint_like, params)
+    assert (processor.image_processor.min_pixels, processor.image_processor.max_pixels) == (3136, 50176)
+    assert _tokens_of(processor, DIAGRAM) == image_tokens(2000, 1500, params)

@@ -13,6 +13,7 @@ image at the same size, the one the params file names.
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 PATCH = 14  # Qwen2.5-VL: 14-pixel patches, 2x2 of them merged into one token
@@ -65,12 +66,15 @@ def set_pixel_limits(image_processor, lo: int, hi: int) -> None:
     folder's ``min_pixels``/``max_pixels`` keys, and ``min_pixels=``/``max_pixels=`` are also kept as
     per-call arguments that transformers 5.2x deprecates on every call. ``size`` is what transformers 5.x
     resizes with and saves; older releases (and remote code) keep ``min_pixels``/``max_pixels`` attributes
-    that win over it, so those are set too where they exist.
+    that win over it, so those are set too where they exist and can be set.
     """
     size = getattr(image_processor, "size", None)
     values = {"shortest_edge": lo, "longest_edge": hi}
     image_processor.size = dict(values) if size is None or isinstance(size, dict) else type(size)(**values)
     for name, value in (("min_pixels", lo), ("max_pixels", hi)):
+        attr = inspect.getattr_static(type(image_processor), name, None)
+        if isinstance(attr, property) and attr.fset is None:
+            continue  # read from size (Unsloth's shim on transformers 5.x, on a GPU): it follows size
         if getattr(image_processor, name, None) is not None:
             setattr(image_processor, name, value)
 
