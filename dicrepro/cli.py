@@ -195,7 +195,7 @@ def _cmd_caption(a: argparse.Namespace) -> int:
         model_params = load_params(a.params).model
     report = caption_inputs(a.inputs, a.model, a.out, model_params=model_params, batch_size=a.batch_size,
                             max_new_tokens=a.max_new_tokens, limit=a.limit, language=a.language,
-                            prompt=a.prompt, backend=a.backend, fmt=a.format)
+                            prompt=a.prompt, backend=a.backend, fmt=a.format, num_beams=a.num_beams)
     for problem in report.problems:
         print(f"  SKIPPED {problem}", file=sys.stderr)
     print(report.summary())
@@ -493,6 +493,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "model's own processor settings)")
     p.add_argument("--batch-size", type=_positive_int, default=8, help="figures per generation batch (default 8)")
     p.add_argument("--max-new-tokens", type=_positive_int, default=512, help="caption length limit (default 512)")
+    p.add_argument("--num-beams", type=_positive_int, default=1,
+                   help="1: greedy (default); n > 1: beam search over n beams, about n times the compute")
     p.add_argument("--limit", type=_count, default=None, help="caption at most this many new figures")
     p.add_argument("--language", choices=["en", "zh"], default="en", help="caption language (default en)")
     p.add_argument("--prompt", default=None, help="instruction (default: the captioning prompt of training)")

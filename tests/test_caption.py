@@ -134,3 +134,12 @@ def test_the_command_line_captions_and_reports_bad_files(folder, model_dir, tmp_
     rc = main(["caption", str(folder / "arch.png"), "--model", str(model_dir), "--out", str(tmp_path / "v.jsonl"),
                "--backend", "vllm"])
     assert rc != 0 and "vllm" in capsys.readouterr().err
+
+    beams = tmp_path / "beams.jsonl"
+    rc = main(["caption", str(folder / "arch.png"), "--model", str(model_dir), "--out", str(beams),
+               "--max-new-tokens", "4", "--num-beams", "2"])
+    assert rc == 0 and json.loads(beams.read_text())["num_beams"] == 2
+    assert json.loads(out.read_text().splitlines()[0])["num_beams"] == 1  # greedy by default
+    rc = main(["caption", str(folder / "arch.png"), "--model", str(model_dir), "--out", str(tmp_path / "w.jsonl"),
+               "--backend", "vllm", "--num-beams", "2"])
+    assert rc == 2 and "--num-beams > 1 needs --backend transformers" in capsys.readouterr().err

@@ -3,13 +3,14 @@
 Each output line is one figure::
 
     {"id", "source", "kind", "page", "bbox", "line", "image_sha256", "caption", "model", "model_hash",
-     "adapter_hash", "prompt", "max_new_tokens", "created",
+     "adapter_hash", "prompt", "max_new_tokens", "num_beams", "created",
      "page_content": caption, "metadata": {source, page, bbox, kind, image_sha256, model, model_hash, ...}}
 
 ``page_content`` + a flat ``metadata`` is the shape LangChain's and LlamaIndex's JSONL loaders take as
 is. Lines are appended batch by batch (a crash loses at most one batch) and ids already in the output are
 skipped, so a killed run resumes where it stopped; ``--format md`` also writes a Markdown page from it.
-Greedy decoding, batched with left padding (batched and one-by-one output are the same).
+Greedy decoding, or beam search with ``--num-beams``, batched with left padding (batched and one-by-one
+output are the same).
 """
 
 from __future__ import annotations
@@ -61,28 +62,29 @@ def resolve_model(model_dir: str | Path) -> tuple[Path, Path | None]:
     return model_dir, None
 
 
-def _row(fig: Figure, caption: str, model: dict, prompt: str, max_new_tokens: int) -> dict:
+def _row(fig: Figure, caption: str, model: dict, prompt: str, max_new_tokens: int, num_beams: int) -> dict:
     meta = {"source": fig.source, "kind": fig.kind, "page": fig.page, "bbox": list(fig.bbox) if fig.bbox else None,
             "line": fig.line, "image_sha256": fig.sha256, **model}
     return {"id": fig.id, "source": fig.source, "kind": fig.kind, "page": fig.page,
             "bbox": list(fig.bbox) if fig.bbox else None, "line": fig.line, "image_sha256": fig.sha256,
             "caption": caption, **model, "prompt": prompt, "max_new_tokens": max_new_tokens,
+            "num_beams": num_beams,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "page_content": caption, "metadata": meta}
 
 
-def _transformers_generator(weights: Path, model_params, batch_size: int, max_new_tokens: int):
+def _transformers_generator(weights: Path, model_params, batch_size: int, max_new_tokens: int, num_beams: int):
     from dicrepro.evaluate.predict import generate, load_for_inference
 
     model, processor = load_for_inference(weights, model_params)
 
     def run(rows: list[dict]) -> list[str]:
         return generate(weights, rows, batch_size=batch_size, max_new_tokens=max_new_tokens, model=model,
-                        processor=processor, progress=False)
+                        processor=processor, progress=False, num_beams=num_beams)
     return run
 
 
-def _vllm_generator(weights: Path, model_params, batch_size: int, max_new_tokens: int):
+def _vllm_generator(weights: Path, model_params, batch_size: int, max_new_tokens: int, num_beams: int):
     try:
         from vllm import LLM, SamplingParams
     except ImportError:
@@ -110,18 +112,20 @@ def _vllm_generator(weights: Path, model_params, batch_size: int, max_new_tokens
 def caption_inputs(inputs: list[str | Path], model_dir: str | Path, out: str | Path, *, model_params=None,
                    batch_size: int = 8, max_new_tokens: int = 512, limit: int | None = None,
                    language: str = "en", prompt: str | None = None, backend: str = "transformers",
-                   fmt: str = "jsonl") -> CaptionReport:
+                   fmt: str = "jsonl", num_beams: int = 1) -> CaptionReport:
     """Caption every figure found in ``inputs`` with the model in ``model_dir``, appending to ``out``.
 
     ``model_params`` (``params.model``) sets the image size range; ``limit`` caps how many figures this
     call captions (new ones only); ``prompt`` defaults to the captioning instruction the model was
-    trained with in ``language``. Returns a :class:`CaptionReport`; unreadable inputs are in its
+    trained with in ``language``; ``num_beams`` > 1 decodes by beam search (transformers backend). Returns a :class:`CaptionReport`; unreadable inputs are in its
     ``problems`` and the rest is still captioned.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
-    if batch_size < 1 or max_new_tokens < 1 or (limit is not None and limit < 0):
-        raise ValueError("batch_size and max_new_tokens must be >= 1 and limit >= 0")
+    if batch_size < 1 or max_new_tokens < 1 or num_beams < 1 or (limit is not None and limit < 0):
+        raise ValueError("batch_size, max_new_tokens and num_beams must be >= 1 and limit >= 0")
+    if num_beams > 1 and backend == "vllm":
+        raise ValueError("--num-beams > 1 needs --backend transformers (vllm's sampling here is greedy)")
     out = Path(out)
     if out.exists() and not out.is_file():
         raise IsADirectoryError(f"--out {out} is a folder; give a .jsonl file path")
@@ -142,10 +146,10 @@ def caption_inputs(inputs: list[str | Path], model_dir: str | Path, out: str | P
             return
         if generator is None:  # loading a 7B model takes a while: only when there is something to caption
             make = _vllm_generator if backend == "vllm" else _transformers_generator
-            generator = make(weights, model_params, batch_size, max_new_tokens)
+            generator = make(weights, model_params, batch_size, max_new_tokens, num_beams)
         texts = generator([{"image": f.image(), "prompt": prompt} for f in batch])
         for f, text in zip(batch, texts):
-            append_jsonl(out, _row(f, text, model, prompt, max_new_tokens))
+            append_jsonl(out, _row(f, text, model, prompt, max_new_tokens, num_beams))
         report.captioned += len(batch)
         bar.update(len(batch))
         batch.clear()
