@@ -117,8 +117,9 @@ def caption_inputs(inputs: list[str | Path], model_dir: str | Path, out: str | P
 
     ``model_params`` (``params.model``) sets the image size range; ``limit`` caps how many figures this
     call captions (new ones only); ``prompt`` defaults to the captioning instruction the model was
-    trained with in ``language``; ``num_beams`` > 1 decodes by beam search (transformers backend). Returns a :class:`CaptionReport`; unreadable inputs are in its
-    ``problems`` and the rest is still captioned.
+    trained with in ``language``; ``num_beams`` > 1 decodes by beam search (transformers backend).
+    Returns a :class:`CaptionReport`; unreadable inputs are in its ``problems`` and the rest is still
+    captioned.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
