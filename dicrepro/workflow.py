@@ -193,7 +193,8 @@ def vqa_for(params: Params, row: dict, questions: int = 4) -> list[dict]:
 
 def captions_for(params: Params, row: dict, models: list[str] | None = None) -> dict[str, str]:
     """model name -> its caption of ``row``'s image (``row['prompt']``, decoded as ``eval.num_beams``
-    says), for the models of this run that exist (``base``, ``stage1``..``stage3`` by default): the same image before and after each stage."""
+    says), for the models of this run that exist (``base``, ``stage1``..``stage3`` by default): the same
+    image before and after each stage."""
     from dicrepro.evaluate.predict import generate  # lazy for Unsloth's import order (see build_base)
 
     paths = run_paths(params)
