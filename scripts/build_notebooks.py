@@ -196,7 +196,8 @@ NOTEBOOKS = {
     ],
     "05_evaluate.ipynb": [
         ("md", head("5. Evaluation",
-                    "The paper's comparison: greedy predictions on the held-out caption splits and on the "
+                    "The paper's comparison: predictions (greedy, or beam search with eval.num_beams) on the "
+                    "held-out caption splits and on the "
                     "objective questions, for the base model and every stage; corpus BLEU-1..4, METEOR, "
                     "ROUGE-L, CIDEr-D and objective accuracy, by diagram type and dimension. Scores are shown "
                     "in percent, except CIDEr-D, which stays on pycocoevalcap's scale (0-10). Predictions are "

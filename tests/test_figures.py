@@ -88,6 +88,16 @@ def test_tables_hold_the_numbers_and_the_standin_labels(run):
     assert "+346.2%" in abl  # stage3 BLEU-4 0.58 over base 0.13, as the paper writes gains
     tex = (run / "results" / "stage_ablation.tex").read_text()
     assert "\\begin{tabular}" in tex and "tiny stand-in model" in tex
+    assert "decoded" not in md  # a run that recorded no decoding gets no note
+
+
+def test_the_tables_say_how_the_replies_were_decoded(run):
+    meta = json.loads((run / "results" / "meta.json").read_text())
+    for beams, said in ((1, "Replies decoded greedily."), (3, "Replies decoded by beam search over 3 beams.")):
+        (run / "results" / "meta.json").write_text(json.dumps({**meta, "decoding": {"num_beams": beams}}))
+        write_tables(run)
+        assert said in (run / "results" / "main_table.md").read_text()
+        assert said in (run / "results" / "stage_ablation.tex").read_text()
 
 
 def test_missing_results_name_the_step(tmp_path):

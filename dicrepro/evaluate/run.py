@@ -313,6 +313,8 @@ def evaluate(params: Params) -> dict[str, pd.DataFrame]:
         "blind": {"modes": list(params.eval.blind), "seed": params.seed,
                   "note": "blind = the same sets with blank images or images shuffled between diagrams"},
         "bleu": "corpus BLEU on words (jieba-segmented Chinese); see dicrepro.evaluate.metrics",
+        "decoding": {"num_beams": params.eval.num_beams, "max_new_tokens": params.eval.max_new_tokens,
+                     "objective_max_new_tokens": params.eval.objective_max_new_tokens},
         "units": "scores are fractions 0-1, except cider: CIDEr-D on pycocoevalcap's scale (0-10)",
     })
     _write_gallery(params, paths, cap_ds, cap_preds)

@@ -46,6 +46,14 @@ def standin_labels(meta: dict) -> list[str]:
     return labels
 
 
+def decoding_note(meta: dict) -> str:
+    """How the replies were decoded (meta.json's ``decoding``), for the tables' notes; "" if not recorded."""
+    beams = meta.get("decoding", {}).get("num_beams")
+    if beams is None:
+        return ""
+    return "Replies decoded greedily." if beams == 1 else f"Replies decoded by beam search over {beams} beams."
+
+
 def read_scores(run_dir: str | Path, name: str, required: bool = True) -> pd.DataFrame | None:
     """``RUN/results/<name>.csv``; a missing required file names the step that writes it."""
     p = Path(run_dir) / "results" / f"{name}.csv"
@@ -220,19 +228,20 @@ def write_tables(run_dir: str | Path) -> list[Path]:
     """Write the main results table and the stage ablation as CSV (fractions), Markdown and LaTeX (in %)
     under ``RUN/results/``; returns the paths written."""
     run_dir = Path(run_dir)
-    labels = standin_labels(load_meta(run_dir))
+    meta = load_meta(run_dir)
+    labels, decoding = standin_labels(meta), decoding_note(meta)
     res = run_dir / "results"
     paths = _write(main_table(run_dir), res / "main_table", "Caption metrics and objective accuracy by model",
-                   labels)
+                   labels, note=decoding)
     abl = ablation_table(run_dir)
     if len(abl):
-        paths += _write(abl, res / "stage_ablation", "Stage ablation: base to stage 3", labels)
+        paths += _write(abl, res / "stage_ablation", "Stage ablation: base to stage 3", labels, note=decoding)
     else:
         log.warning("no base/stage models in %s: stage ablation table skipped", res)
     blind = blind_table(run_dir)
     if len(blind):
         paths += _write(blind, res / "blind_table", "With the image, blind, and the gain", labels,
-                        note=BLIND_NOTE)
+                        note=f"{BLIND_NOTE} {decoding}".strip())
     paths += write_ci_tables(run_dir, labels)  # CIs, faithfulness, significance (when recorded)
     log.info("wrote %d table files under %s", len(paths), res)
     return paths
