@@ -326,8 +326,11 @@ def _run_variant(args, variant: str) -> dict:
     tail: collections.deque[str] = collections.deque(maxlen=15)
     result = None
     for line in proc.stdout:
-        if line.startswith("RESULT "):
-            result = json.loads(line[len("RESULT "):])
+        at = line.find("RESULT {")  # stderr is merged in: a fragment without a newline may come first
+        if at >= 0:
+            result = json.loads(line[at + len("RESULT "):])
+            line = line[:at] + "\n" if at else ""
+        if not line:
             continue
         print(line, end="", file=sys.stderr, flush=True)
         if line.strip():

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The GPU checks, as one prepared command on a lent GPU machine (the `device` tool; docs/benchmarks.md):
 #   here:   bash scripts/fetch_gpu_wheels.sh      (trl, datasets, pydantic, unsloth, bitsandbytes, ... -> .whl/)
-#   there:  run(command="PART=bench bash scripts/device_gpu_check.sh", carry=[".whl"], timeout_s=600)
-#           and, on another call, PART=tests (the two parts do not fit one call: 600 s at most)
+#   there:  run(command="PART=bench bash scripts/device_gpu_check.sh", carry=[".whl"], timeout_s=560)
+#           and, on another call, PART=tests (timeout_s=380): all seven steps do not fit one call (600 s at most)
 # Steps, each under its own timeout (TIMEOUT_<step> overrides one), together at most BUDGET (560) seconds;
 # the timeouts are from the H200 seen on 2026-12-04 (docs/benchmarks.md), with room:
 #   wheels             install .whl/ into /tmp/site; nvidia-smi; library versions      (both parts)
@@ -18,7 +18,8 @@
 # (timed out, deferred, or cut by the end of the call); a step that no longer fits the time left of BUDGET
 # is deferred to the next call. RERUN=all (or a step name) runs finished steps again. SKIP="a b" leaves the
 # named steps out of this call (on a fresh machine: steps that already passed on an earlier one).
-# PART=tests runs wheels and the gpu_* steps, PART=bench wheels and the bench_* steps; PART=all (default) all.
+# PART=tests runs wheels and the gpu_* steps, PART=bench wheels and the bench_* steps; PART=all (default) all
+# seven, which add up to more than BUDGET and are refused (a longer BUDGET on a machine with more time).
 # STEPS (2), WARMUP (1), GRAD_ACCUM (4), ROWS (48) size the benchmark. STEPS_FILE=path replaces the steps with
 # lines "name timeout_s command" (tests/test_device_check.py tests the machinery so, on CPU); LIST=1 prints
 # the steps as JSON lines and exits.
@@ -27,6 +28,7 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/out}; STATE=${STATE:-/tmp/dicrepro-gpu-check}; BUDGET=${BUDGET:-560}
 PART=${PART:-all}; STEPS=${STEPS:-2}; WARMUP=${WARMUP:-1}; GRAD_ACCUM=${GRAD_ACCUM:-4}; ROWS=${ROWS:-48}; RERUN=${RERUN:-}
 SKIP=" ${SKIP:-} "
+[[ $PART =~ ^(all|tests|bench)$ ]] || { echo "error: PART must be all, tests or bench, not '$PART'" >&2; exit 2; }
 mkdir -p "$OUT" "$STATE/logs"
 RESULTS=$STATE/results.jsonl
 T0=$(date +%s.%N)
@@ -42,7 +44,7 @@ wheels 20 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache
 gpu_hf 80 python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_gpu_hf.py
 gpu_unsloth 240 python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_gpu_unsloth.py
 bench_build 80 $BENCH --build-only
-bench_hf_qlora 130 $BENCH --variants hf-qlora
+bench_hf_qlora 170 $BENCH --variants hf-qlora
 bench_unsloth 240 $BENCH --variants unsloth-qlora
 bench_table 10 python3 -c "import json, sys; sys.path.insert(0, 'bench'); from sft_backends import table; rows = [json.loads(x) for x in open('$STATE/sft_bench.jsonl')]; print(table(rows, 'hf-qlora'))"
 EOF

@@ -120,7 +120,7 @@ def test_a_killed_caption_run_resumes_to_the_same_jsonl(folder, model_dir, tmp_p
 
 
 @pytest.mark.slow
-def test_the_command_line_captions_and_reports_bad_files(folder, model_dir, tmp_path, capsys):
+def test_the_command_line_captions_and_reports_bad_files(folder, model_dir, tmp_path, capsys, monkeypatch, caplog):
     out = tmp_path / "c.jsonl"
     rc = main(["caption", str(folder / "arch.png"), str(folder / "cut.png"), "--model", str(model_dir),
                "--out", str(out), "--max-new-tokens", "4", "--format", "md"])
@@ -135,10 +135,24 @@ def test_the_command_line_captions_and_reports_bad_files(folder, model_dir, tmp_
                "--backend", "vllm"])
     assert rc != 0 and "vllm" in capsys.readouterr().err
 
+    import dicrepro.evaluate.predict as predict
+
+    decoded_with = []
+
+    def spy(*args, **kwargs):
+        decoded_with.append(kwargs.get("num_beams"))
+        return real_generate(*args, **kwargs)
+
+    real_generate = predict.generate
+    monkeypatch.setattr(predict, "generate", spy)
     beams = tmp_path / "beams.jsonl"
     rc = main(["caption", str(folder / "arch.png"), "--model", str(model_dir), "--out", str(beams),
                "--max-new-tokens", "4", "--num-beams", "2"])
-    assert rc == 0 and json.loads(beams.read_text())["num_beams"] == 2
+    assert rc == 0 and json.loads(beams.read_text())["num_beams"] == 2 and decoded_with == [2]
+    caplog.set_level("WARNING", logger="dicrepro.caption.run")
+    rc = main(["caption", str(folder / "arch.png"), str(folder / "cut.png"), "--model", str(model_dir),
+               "--out", str(beams), "--max-new-tokens", "4"])  # greedy into a file of beam-search captions
+    assert rc == 0 and "captioned with other settings" in caplog.text and len(beams.read_text().splitlines()) == 1
     assert json.loads(out.read_text().splitlines()[0])["num_beams"] == 1  # greedy by default
     rc = main(["caption", str(folder / "arch.png"), "--model", str(model_dir), "--out", str(tmp_path / "w.jsonl"),
                "--backend", "vllm", "--num-beams", "2"])
