@@ -137,12 +137,12 @@ def caption_inputs(inputs: list[str | Path], model_dir: str | Path, out: str | P
     report = CaptionReport(out)
     earlier = read_jsonl(out) if out.exists() else []
     done = {r["id"] for r in earlier}
-    settings = {(r.get("max_new_tokens"), r.get("num_beams", 1)) for r in earlier} - {(max_new_tokens, num_beams)}
-    if settings:  # resuming keeps what is there: say so when it was decoded otherwise
+    other = [s for s in ((r.get("max_new_tokens"), r.get("num_beams", 1)) for r in earlier)
+             if s != (max_new_tokens, num_beams)]
+    if other:  # resuming keeps what is there: say so when it was decoded otherwise
         log.warning("%s: %d figure(s) there were captioned with other settings (max_new_tokens, num_beams) %s "
                     "than this call's (%d, %d); they are kept as they are (another --out captions them again)",
-                    out, sum((r.get("max_new_tokens"), r.get("num_beams", 1)) in settings for r in earlier),
-                    sorted(settings, key=str), max_new_tokens, num_beams)
+                    out, len(other), sorted(set(other), key=str), max_new_tokens, num_beams)
     generator = None
     renderer = None
     batch: list[Figure] = []
