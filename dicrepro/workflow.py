@@ -131,8 +131,10 @@ def make_stage3(params: Params) -> DatasetDict:
     for split in ("train", "test"):
         ds = images[split]
         diagrams = [(row["id"], Diagram.from_json(row["graph"])) for row in ds.remove_columns("image")]
+        # the test set keeps one type question per diagram, in its language: objective scores stay comparable
         items = make_vqa(diagrams, rng, questions_per_diagram=params.stage3.questions_per_diagram,
-                         distractor_pool=pool, mermaid_task=params.stage3.mermaid_task)
+                         distractor_pool=pool, mermaid_task=params.stage3.mermaid_task,
+                         type_question_languages=params.stage3.type_question_languages if split == "train" else ())
         if params.stage3.paraphrase and split == "train":
             # Test questions stay as generated: objective accuracy never depends on an LLM's wording.
 

@@ -91,6 +91,15 @@ def test_stage3_vqa_has_answer_keys_and_disjoint_splits(run):
     objective = [r for r in test if r["objective"]]
     assert objective and all(r["answer_key"] for r in objective)
     assert {r["dimension"] for r in train} <= {"global", "partial", "detail"}
+    # stage3.type_question_languages: [en, zh] asks each training diagram its type in both languages; the
+    # test set keeps the one question in the diagram's language, so objective scores stay comparable
+    asked = {}
+    for split, rows in (("train", train), ("test", test)):
+        for r in rows:
+            if r["kind"] == "type":
+                asked.setdefault((split, r["diagram_id"]), []).append(r["language"])
+    assert asked and all(sorted(langs) == ["en", "zh"] for (split, _), langs in asked.items() if split == "train")
+    assert all(len(langs) == 1 for (split, _), langs in asked.items() if split == "test")
 
 
 def test_models_of_every_stage_reload_with_lineage(run):

@@ -124,7 +124,8 @@ def test_more_warm_up_diagrams_than_captioned_ones(tmp_path, general):
     import json
 
     assert "type_reading_epochs" not in smoke_params(tmp_path).model.tiny.model_dump()  # old bases stay valid
-    p = smoke_params(tmp_path, pretrain_samples=4, vision_warmup_epochs=1, type_reading_epochs=2)
+    p = smoke_params(tmp_path, pretrain_samples=4, vision_warmup_epochs=1, type_reading_epochs=2,
+                     vision_warmup_flips=True, vision_warmup_erase=0.25)
     assert p.model.tiny.model_dump()["type_reading_epochs"] == 2  # so the base is rebuilt
     out = build_tiny_base(p, general, tmp_path / "base", tokenizer_corpus=corpus(general))
     meta = json.loads((out / "dicrepro_model.json").read_text())
@@ -135,7 +136,9 @@ def test_more_warm_up_diagrams_than_captioned_ones(tmp_path, general):
     assert type_loss[0].startswith("step,epoch,loss")
     # model.tiny.type_reading_epochs: 2 passes over the 16 rows in batches of 4
     assert type_loss[-1].split(",")[:2] == ["8", "2.0"] and meta["type_reading"]["epochs"] == 2
-    assert "tell 8 general diagrams' types" in (out / "README.md").read_text()
+    card = (out / "README.md").read_text()
+    assert "tell 8 general diagrams' types" in card
+    assert "each epoch random left-right and upside-down flips and 25% of the token squares blanked" in card
 
 
 @pytest.mark.parametrize("freeze", [True, False])

@@ -109,3 +109,75 @@ def test_the_token_loss_is_a_second_loss_on_each_image_token_and_off_by_default(
     assert not torch.equal(on, off)
     # the first batches' loss is the mean's plus each token's (both about ln 2 at the start)
     assert on_curve[0]["loss"] > 1.5 * off_curve[0]["loss"]
+
+
+def test_a_flip_of_the_pixel_values_is_the_processed_mirror_image(tmp_path):
+    # The warm-up flips its images each epoch without running the image processor again: the patches'
+    # order and each patch's pixels are rearranged, which must equal processing the flipped picture.
+    from PIL import ImageOps
+
+    from dicrepro.train.vision_warmup import flip_pixels
+
+    proc = tiny_processor(_params(tmp_path), train_tokenizer(["a b c"] * 3, 300))
+    img = Image.new("RGB", (150, 90), "white")
+    d = ImageDraw.Draw(img)
+    d.rectangle([5, 5, 60, 30], fill=(200, 30, 30))
+    d.line([70, 80, 140, 10], fill="black", width=3)
+
+    def processed(image):
+        x = proc.image_processor(images=[image], return_tensors="pt")
+        return x["pixel_values"], x["image_grid_thw"][0]
+
+    pv, grid = processed(img)
+    for lr, ud, picture in [(True, False, ImageOps.mirror(img)), (False, True, ImageOps.flip(img)),
+                            (True, True, ImageOps.flip(ImageOps.mirror(img)))]:
+        flipped = flip_pixels(pv, grid, left_right=lr, upside_down=ud)
+        assert torch.allclose(flipped, processed(picture)[0], atol=1e-5), (lr, ud)
+        assert not torch.allclose(flipped, pv)
+    assert flip_pixels(pv, grid, left_right=False, upside_down=False) is pv
+
+
+def test_erasing_blanks_whole_token_squares_and_each_epoch_draws_anew(tmp_path):
+    from dicrepro.train.vision_warmup import augmented
+
+    p = _params(tmp_path)
+    tok = train_tokenizer(["a b c"] * 3, 300)
+    proc = tiny_processor(p, tok)
+    config = init_tiny_model(p, tok).config.vision_config
+    x = proc.image_processor(images=[Image.new("RGB", (112, 112), "black")], return_tensors="pt")
+    item = (x["pixel_values"], x["image_grid_thw"])
+    gen = torch.Generator().manual_seed(0)
+    first, _ = augmented(item, gen, flips=False, erase=0.5, vision_config=config)
+    second, _ = augmented(item, gen, flips=False, erase=0.5, vision_config=config)
+    blank = first.abs().amax(1) == 0  # a blank patch is white paper: 0 input
+    squares = blank.reshape(-1, 4)  # the 2x2 patches of one merged image token go together
+    assert squares.all(1).any() and (~squares).all(1).any()
+    assert (squares.all(1) | (~squares).all(1)).all()
+    assert not torch.equal(first, second)
+    again = augmented(item, torch.Generator().manual_seed(0), flips=False, erase=0.5, vision_config=config)[0]
+    assert torch.equal(again, first)  # the same draws from the same seed
+    assert augmented(item, gen, flips=False, erase=0.0, vision_config=config)[0] is item[0]
+
+
+def test_augmentation_changes_the_warm_up_and_is_off_by_default(tmp_path):
+    # params/tiny.yaml turns both on: without them the tower fitted all of its rows and read the type of
+    # fewer ICT diagrams (README, the tiny stand-in's recipe, point 2).
+    p = _params(tmp_path)
+    tok = train_tokenizer(["a b c"] * 3, 300)
+    proc = tiny_processor(p, tok)
+    images = [_drawing(kind, k) for k in range(4) for kind in ("pie", "flow")]
+    labels = [kind for _ in range(4) for kind in ("pie", "flow")]
+
+    def tower(**kw):
+        model = init_tiny_model(p, tok)
+        vision_warmup(model, proc, images, labels, epochs=2, lr=3e-3, seed=1, batch_size=4, **kw)
+        return torch.cat([w.detach().flatten() for w in model.model.visual.parameters()])
+
+    plain = tower()
+    assert torch.equal(plain, tower(flips=False, erase=0.0))
+    assert torch.equal(tower(flips=True, erase=0.25), tower(flips=True, erase=0.25))  # deterministic
+    assert not torch.equal(plain, tower(flips=True))
+    assert not torch.equal(plain, tower(erase=0.25))
+    defaults = Params().model.tiny
+    assert not defaults.vision_warmup_flips and defaults.vision_warmup_erase == 0.0
+    assert "vision_warmup_flips" not in defaults.model_dump()  # bases built before keep their recipe hash

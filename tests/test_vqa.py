@@ -252,6 +252,28 @@ def test_split_by_diagram_is_disjoint_and_complete(items):
     assert {it["diagram_id"] for it in test} == test_ids
 
 
+def test_the_type_question_can_also_be_asked_in_the_other_language(items):
+    # params/tiny.yaml asks it of every training diagram in English and in Chinese: in its own language
+    # only, the tiny stage 3 saw a couple of dozen Chinese type questions and named the type of few Chinese
+    # test diagrams (README, issue 19's bar).
+    both = make_vqa(_diagrams(), random.Random(42), questions_per_diagram=12, distractor_pool=POOL,
+                    type_question_languages=["en", "zh"])
+    extra = [it for it in both if it not in items]
+    assert [it for it in both if it in items] == items  # the other questions are the same, drawn alike
+    assert {it["diagram_id"] for it in extra} == {did for did, _ in _diagrams()}  # one more per diagram
+    for it in extra:
+        own = it["diagram_id"].split("-")[0]
+        assert it["language"] != own and it["id"] == f"{it['diagram_id']}-type-{it['language']}"
+        names = TYPES_ZH if it["language"] == "zh" else TYPES_EN
+        assert it["question"] == ("这是哪一种图？" if it["language"] == "zh" else "What kind of diagram is this?")
+        assert names[it["answer_key"]][0] in it["target"] and it["kind"] == "type" and it["objective"]
+        assert is_correct(it, it["target"]) == (True, True)
+    # the diagram's own language adds nothing
+    assert make_vqa(_diagrams()[:1], random.Random(42), questions_per_diagram=12, distractor_pool=POOL,
+                    type_question_languages=["en"]) == make_vqa(_diagrams()[:1], random.Random(42),
+                                                                questions_per_diagram=12, distractor_pool=POOL)
+
+
 def test_deterministic_and_ids_unique():
     a = make_vqa(_diagrams(), random.Random(1), questions_per_diagram=5, distractor_pool=POOL)
     b = make_vqa(_diagrams(), random.Random(1), questions_per_diagram=5, distractor_pool=POOL)

@@ -221,6 +221,9 @@ def _model_card(params, n_train: int, n_warmup: int, losses: list[dict], type_re
     fixed = bool(t.freeze_vision_after_warmup and t.vision_warmup_epochs)
     frozen = ", then kept fixed while the language model learnt to read it" if fixed else ""
     but_tower = " but the vision tower's" if fixed else ""
+    flips = ["random left-right and upside-down flips"] if t.vision_warmup_flips else []
+    erased = [f"{t.vision_warmup_erase:.0%} of the token squares blanked"] if t.vision_warmup_erase else []
+    augment = f"; each epoch {' and '.join(flips + erased)}" if flips or erased else ""
     return f"""---
 library_name: transformers
 pipeline_tag: image-text-to-text
@@ -244,7 +247,7 @@ tags: [dicrepro, tiny-stand-in, qwen2_5_vl, random-init]
 - Vision-first warm-up: before any text, the vision tower learnt to tell {n_warmup} general diagrams' types
   apart ({t.vision_warmup_epochs} epochs, lr {t.vision_warmup_lr}, plus {t.vision_warmup_copies} document-look
   copy per diagram; patch-embedding filters kept summing to zero, blind to a uniform grey such as the page;
-  type loss on the mean of the image tokens plus {t.vision_warmup_token_loss:g} x that on each token alone){frozen}; {reading}pre-training also asks "What kind of diagram is this?" ({t.type_questions}).
+  type loss on the mean of the image tokens plus {t.vision_warmup_token_loss:g} x that on each token alone{augment}){frozen}; {reading}pre-training also asks "What kind of diagram is this?" ({t.type_questions}).
 - Images are resized to {params.model.min_pixels}..{params.model.max_pixels} pixels and normalised with
   white paper at 0 (mean {DIAGRAM_MEAN}, std {DIAGRAM_STD}), so that ink, not paper, is the signal.
 
@@ -312,7 +315,8 @@ def build_tiny_base(params, pretrain_dataset, out_dir, tokenizer_corpus: list[st
             looks = document_looks(images, t.vision_warmup_copies, params.seed)
             warmup = vision_warmup(model, processor, images + looks, labels * (1 + t.vision_warmup_copies),
                                    epochs=t.vision_warmup_epochs, lr=t.vision_warmup_lr, seed=params.seed,
-                                   token_loss=t.vision_warmup_token_loss)
+                                   token_loss=t.vision_warmup_token_loss, flips=t.vision_warmup_flips,
+                                   erase=t.vision_warmup_erase)
         frozen = [q for q in model.model.visual.parameters() if q.requires_grad] \
             if warmup and t.freeze_vision_after_warmup else []
         for q in frozen:

@@ -98,12 +98,45 @@ class _ZeroSumFilters(torch.nn.Module):
         return weight - weight.mean(dim=tuple(range(1, weight.dim())), keepdim=True)
 
 
+def flip_pixels(pixel_values: torch.Tensor, grid_thw, *, left_right: bool, upside_down: bool, channels: int = 3,
+                patch_size: int = 14, temporal_patch_size: int = 2, merge_size: int = 2) -> torch.Tensor:
+    """One image's Qwen2-VL ``pixel_values`` (patches in merge-window order) as the processor would give them
+    for the image flipped: the same tensor as processing the mirrored picture, without processing again."""
+    t, h, w = (int(v) for v in torch.as_tensor(grid_thw).reshape(-1))
+    # the processor's order: (t, h/merge, w/merge, merge, merge) patches of (channel, t-patch, row, column)
+    x = pixel_values.reshape(t, h // merge_size, w // merge_size, merge_size, merge_size, channels,
+                             temporal_patch_size, patch_size, patch_size)
+    dims = ([2, 4, 8] if left_right else []) + ([1, 3, 7] if upside_down else [])
+    return x.flip(dims).reshape(pixel_values.shape) if dims else pixel_values
+
+
+def augmented(item: tuple[torch.Tensor, torch.Tensor], gen: torch.Generator, *, flips: bool, erase: float,
+              vision_config) -> tuple[torch.Tensor, torch.Tensor]:
+    """A random variant of one image's ``(pixel_values, image_grid_thw)``: flipped left-right and upside-down
+    at even odds each (``flips``), and each merged token's square of patches blanked with odds ``erase``
+    (to 0, the processor's mean: white paper for the tiny model)."""
+    pv, grid = item
+    if flips:
+        lr, ud = (torch.rand(2, generator=gen) < 0.5).tolist()
+        p, tp = vision_config.patch_size, vision_config.temporal_patch_size
+        pv = flip_pixels(pv, grid, left_right=lr, upside_down=ud, channels=pv.shape[1] // (tp * p * p),
+                         patch_size=p, temporal_patch_size=tp, merge_size=vision_config.spatial_merge_size)
+    if erase:
+        square = vision_config.spatial_merge_size ** 2  # consecutive patches of one merged token
+        keep = torch.rand(pv.shape[0] // square, generator=gen) >= erase
+        pv = pv * keep.repeat_interleave(square).to(pv.dtype)[:, None]
+    return pv, grid
+
+
 def vision_warmup(model, processor, images: list, labels: list[str], *, epochs: int, lr: float, seed: int,
-                  batch_size: int = 16, token_loss: float = 0.0) -> list[dict]:
+                  batch_size: int = 16, token_loss: float = 0.0, flips: bool = False,
+                  erase: float = 0.0) -> list[dict]:
     """Train ``model``'s vision tower and merger to classify ``labels`` (diagram types) from ``images``
     (the tiny base passes each general diagram and its :func:`document_looks` copies), its patch embedding
     blind to uniform grey, from the mean of each image's tokens and, weighted ``token_loss``, from each
-    token alone (module docstring); returns the curve (epoch, loss, train accuracy of the mean)."""
+    token alone (module docstring); each epoch sees each image anew flipped (``flips``) and with a share
+    ``erase`` of its token squares blanked (:func:`augmented`). Returns the curve (epoch, loss, train
+    accuracy of the mean, on the augmented images)."""
     classes = sorted(set(labels))
     if len(classes) < 2 or epochs <= 0:
         log.info("vision warm-up skipped (%d type(s), %s epochs)", len(classes), epochs)
@@ -112,13 +145,14 @@ def vision_warmup(model, processor, images: list, labels: list[str], *, epochs: 
     parametrize.register_parametrization(proj, "weight", _ZeroSumFilters())
     try:
         return _train(model, processor, images, labels, classes, epochs=epochs, lr=lr, seed=seed,
-                      batch_size=batch_size, token_loss=token_loss)
+                      batch_size=batch_size, token_loss=token_loss, flips=flips, erase=erase)
     finally:
         # the constrained values become the plain weight again: the checkpoint stays Qwen2.5-VL's
         parametrize.remove_parametrizations(proj, "weight", leave_parametrized=True)
 
 
-def _train(model, processor, images, labels, classes, *, epochs, lr, seed, batch_size, token_loss) -> list[dict]:
+def _train(model, processor, images, labels, classes, *, epochs, lr, seed, batch_size, token_loss, flips,
+           erase) -> list[dict]:
     pairs = list(zip(images, labels))
     data = [x for i in range(0, len(pairs), batch_size)
             for x in _pixels_each(processor, [img for img, _ in pairs[i:i + batch_size]])]
@@ -132,6 +166,9 @@ def _train(model, processor, images, labels, classes, *, epochs, lr, seed, batch
     # linear warm-up over 10 steps, then linear decay to 0
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: min(1.0, (k + 1) / 10) * max(0.0, 1 - k / total))
     gen = torch.Generator().manual_seed(seed)
+    # its own stream, so that the order of the rows is the same with augmentation as without
+    draws = torch.Generator().manual_seed(seed + 1)
+    vision_config = model.config.vision_config
     model.train()
     curve = []
     for epoch in range(epochs):
@@ -139,7 +176,10 @@ def _train(model, processor, images, labels, classes, *, epochs, lr, seed, batch
         loss_sum, right = 0.0, 0
         for i in range(0, len(order), batch_size):
             idx = order[i:i + batch_size]
-            tokens, counts = image_tokens(model, [data[j] for j in idx])
+            batch = [data[j] for j in idx]
+            if flips or erase:
+                batch = [augmented(x, draws, flips=flips, erase=erase, vision_config=vision_config) for x in batch]
+            tokens, counts = image_tokens(model, batch)
             logits = head(_mean_per_image(tokens, counts))
             target = y[idx].to(logits.device)
             loss = torch.nn.functional.cross_entropy(logits, target)
