@@ -88,19 +88,24 @@ def test_warmup_leaves_a_patch_embedding_blind_to_the_page_brightness(tmp_path):
         assert embedded(_drawing("pie", 0)) > 1e-2
 
 
+def _two_epoch_warm_up(tmp_path, **kw) -> tuple[list[dict], torch.Tensor]:
+    """Two warm-up epochs over 8 drawings (``kw``: vision_warmup's options): the curve and the tower's
+    weights, flattened."""
+    p = _params(tmp_path)
+    tok = train_tokenizer(["a b c"] * 3, 300)
+    images = [_drawing(kind, k) for k in range(4) for kind in ("pie", "flow")]
+    labels = [kind for _ in range(4) for kind in ("pie", "flow")]
+    model = init_tiny_model(p, tok)
+    curve = vision_warmup(model, tiny_processor(p, tok), images, labels, epochs=2, lr=3e-3, seed=1, batch_size=4,
+                          **kw)
+    return curve, torch.cat([w.detach().flatten() for w in model.model.visual.parameters()])
+
+
 def test_the_token_loss_is_a_second_loss_on_each_image_token_and_off_by_default(tmp_path):
     # params/tiny.yaml weights it 1.0: the language model attends to single image tokens, so the kind is
     # taught to every token, not only to their mean (README, the tiny stand-in's recipe, point 2).
-    p = _params(tmp_path)
-    tok = train_tokenizer(["a b c"] * 3, 300)
-    proc = tiny_processor(p, tok)
-    images = [_drawing(kind, k) for k in range(4) for kind in ("pie", "flow")]
-    labels = [kind for _ in range(4) for kind in ("pie", "flow")]
-
     def warmed_up(**kw):
-        model = init_tiny_model(p, tok)
-        curve = vision_warmup(model, proc, images, labels, epochs=2, lr=3e-3, seed=1, batch_size=4, **kw)
-        return curve, torch.cat([w.detach().flatten() for w in model.model.visual.parameters()])
+        return _two_epoch_warm_up(tmp_path, **kw)
 
     plain_curve, plain = warmed_up()
     off_curve, off = warmed_up(token_loss=0.0)
@@ -162,16 +167,8 @@ def test_erasing_blanks_whole_token_squares_and_each_epoch_draws_anew(tmp_path):
 def test_augmentation_changes_the_warm_up_and_is_off_by_default(tmp_path):
     # params/tiny.yaml turns both on: without them the tower fitted all of its rows and read the type of
     # fewer ICT diagrams (README, the tiny stand-in's recipe, point 2).
-    p = _params(tmp_path)
-    tok = train_tokenizer(["a b c"] * 3, 300)
-    proc = tiny_processor(p, tok)
-    images = [_drawing(kind, k) for k in range(4) for kind in ("pie", "flow")]
-    labels = [kind for _ in range(4) for kind in ("pie", "flow")]
-
     def tower(**kw):
-        model = init_tiny_model(p, tok)
-        vision_warmup(model, proc, images, labels, epochs=2, lr=3e-3, seed=1, batch_size=4, **kw)
-        return torch.cat([w.detach().flatten() for w in model.model.visual.parameters()])
+        return _two_epoch_warm_up(tmp_path, **kw)[1]
 
     plain = tower()
     assert torch.equal(plain, tower(flips=False, erase=0.0))
