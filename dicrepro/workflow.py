@@ -13,7 +13,7 @@ from dicrepro.atomic import save_dataset_atomic, write_json_atomic
 from dicrepro.data import stage2
 from dicrepro.data.augment import document_look_share
 from dicrepro.data.synth import SynthSpec, plan_sample, pretrain_spec, stage1_spec, synthesize
-from dicrepro.data.vqa import make_vqa
+from dicrepro.data.vqa import diagram_language, make_vqa
 from dicrepro.data.vqa_paraphrase import format_paraphrase_stats, paraphrase_items
 from dicrepro.diagrams.graph import Diagram
 from dicrepro.diagrams.knowledge import lexicon
@@ -138,8 +138,15 @@ def make_stage3(params: Params) -> DatasetDict:
         if params.stage3.paraphrase and split == "train":
             # Test questions stay as generated: objective accuracy never depends on an LLM's wording.
 
-            items, pstats = paraphrase_items(items, dict(diagrams), params.describe,
-                                             cache_path=paths.data / "stage3_paraphrase_cache.jsonl")
+            # A question in another language than its diagram's (type_question_languages) stays as generated:
+            # the paraphrase check takes the language from the diagram.
+            by_diagram = dict(diagrams)
+            foreign = {it["id"] for it in items if it["language"] != diagram_language(by_diagram[it["diagram_id"]])}
+            reworded, pstats = paraphrase_items([it for it in items if it["id"] not in foreign], by_diagram,
+                                                params.describe,
+                                                cache_path=paths.data / "stage3_paraphrase_cache.jsonl")
+            new = {it["id"]: it for it in reworded}
+            items = [it if it["id"] in foreign else new[it["id"]] for it in items]
             write_json_atomic(paths.data / "stage3_paraphrase.json", pstats)
             log.info(format_paraphrase_stats(pstats))
         by_id = {row_id: i for i, (row_id, _) in enumerate(diagrams)}

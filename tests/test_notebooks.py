@@ -98,7 +98,8 @@ def test_stage3_vqa_has_answer_keys_and_disjoint_splits(run):
         for r in rows:
             if r["kind"] == "type":
                 asked.setdefault((split, r["diagram_id"]), []).append(r["language"])
-    assert asked and all(sorted(langs) == ["en", "zh"] for (split, _), langs in asked.items() if split == "train")
+    assert {split for split, _ in asked} == {"train", "test"}
+    assert all(sorted(langs) == ["en", "zh"] for (split, _), langs in asked.items() if split == "train")
     assert all(len(langs) == 1 for (split, _), langs in asked.items() if split == "test")
 
 

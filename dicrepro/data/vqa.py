@@ -173,7 +173,7 @@ def make_vqa(diagrams: Iterable[tuple[str, Diagram]], rng: random.Random, *, que
         for k, c in enumerate(qs):
             items.append(_item(f"{did}-q{k:02d}", did, d, c))
         if any(isinstance(c, Cand) and c.kind == "type" for c in qs):
-            own = _language(d)
+            own = diagram_language(d)
             items += [type_item(f"{did}-type-{lang}", did, d, lang) for lang in extra_languages
                       if lang != own and d.diagram_type in TYPE_NAMES[lang]]
         if mermaid_task:
@@ -184,7 +184,8 @@ def make_vqa(diagrams: Iterable[tuple[str, Diagram]], rng: random.Random, *, que
 TYPE_NAMES = {"en": TYPES_EN, "zh": TYPES_ZH}
 
 
-def _language(d: Diagram) -> str:
+def diagram_language(d: Diagram) -> str:
+    """``"zh"`` or ``"en"``: the language of ``d``'s labels and of the questions asked about it by default."""
     return "zh" if d.language.startswith("zh") else "en"
 
 
@@ -192,8 +193,9 @@ def type_item(item_id: str, did: str, d: Diagram, lang: str) -> dict:
     """"What kind of diagram is this?" about ``d`` asked and answered in ``lang``, whatever the diagram's own
     language (a reader of a Chinese specification may ask about an English figure). Why: in the diagram's
     language alone, the tiny profile's stage 3 saw 22 Chinese type questions over 7 of the 10 types (seed 1234),
-    and its Chinese captions named the right type of 39% of 46 test diagrams (English 82%); with the question in
-    both languages for every training diagram, 74% (README "Issue 19's bar")."""
+    and its Chinese captions named the right type of 39% of 46 test diagrams (English 82%; both with the warm-up's
+    augmentation); with the question in both languages for every training diagram too, 74% (52% without the
+    augmentation; README "Issue 19's bar")."""
     question = TYPE_QUESTION[lang]
     answer = type_answer(d.diagram_type, lang == "zh")
     return {"id": item_id, "diagram_id": did, "language": lang, "diagram_type": d.diagram_type,
@@ -204,7 +206,7 @@ def type_item(item_id: str, did: str, d: Diagram, lang: str) -> dict:
 
 def mermaid_item(item_id: str, did: str, d: Diagram) -> dict:
     """The structure task for one diagram: its Mermaid source is the target."""
-    lang = _language(d)
+    lang = diagram_language(d)
     src = to_mermaid(d).strip()
     return {"id": item_id, "diagram_id": did, "language": lang, "diagram_type": d.diagram_type,
             "question": MERMAID_TASK[lang], "options": [], "answer_key": "", "answer": src, "kind": "mermaid",
@@ -222,7 +224,7 @@ def _balance_letters(cands: list[Cand], rng: random.Random) -> None:
 
 
 def _item(item_id: str, did: str, d: Diagram, c) -> dict:
-    lang = _language(d)
+    lang = diagram_language(d)
     ins = _INSTRUCTIONS[lang]
     base = {"id": item_id, "diagram_id": did, "language": lang, "diagram_type": d.diagram_type}
     if not isinstance(c, Cand):
