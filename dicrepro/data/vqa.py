@@ -196,12 +196,8 @@ def type_item(item_id: str, did: str, d: Diagram, lang: str) -> dict:
     and its Chinese captions named the right type of 39% of 46 test diagrams (English 82%; both with the warm-up's
     augmentation); with the question in both languages for every training diagram too, 74% (52% without the
     augmentation; README "Issue 19's bar")."""
-    question = TYPE_QUESTION[lang]
-    answer = type_answer(d.diagram_type, lang == "zh")
-    return {"id": item_id, "diagram_id": did, "language": lang, "diagram_type": d.diagram_type,
-            "question": question, "options": [], "answer_key": d.diagram_type, "answer": answer, "kind": "type",
-            "qtype": "type.diagram", "dimension": "global", "objective": True, "prompt": question,
-            "target": answer}
+    return _item(item_id, did, d, Cand("type", "type.diagram", "global", TYPE_QUESTION[lang], key=d.diagram_type),
+                 lang=lang)
 
 
 def mermaid_item(item_id: str, did: str, d: Diagram) -> dict:
@@ -223,8 +219,8 @@ def _balance_letters(cands: list[Cand], rng: random.Random) -> None:
         c.correct = t
 
 
-def _item(item_id: str, did: str, d: Diagram, c) -> dict:
-    lang = diagram_language(d)
+def _item(item_id: str, did: str, d: Diagram, c, lang: str | None = None) -> dict:
+    lang = lang or diagram_language(d)
     ins = _INSTRUCTIONS[lang]
     base = {"id": item_id, "diagram_id": did, "language": lang, "diagram_type": d.diagram_type}
     if not isinstance(c, Cand):
