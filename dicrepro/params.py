@@ -358,6 +358,12 @@ class SFTParams(_Strict):
     # padded to its longest row, and a short VQA answer batched with a long caption or Mermaid source is
     # mostly padding.
     group_by_length: bool = True
+    # MiB of row encodings (tokens, labels, pixel values) dicrepro's collator keeps from one epoch to the
+    # next, so an image is decoded and processed once, not every epoch (the same batches; 0: off).
+    # Decides nothing about the weights: not part of a stage's params hash.
+    cache_mb: int = Field(4096, ge=0)
+
+    _omit_at_default = ("cache_mb",)
 
     def stage(self, k: int) -> StageTrainParams:
         return {1: self.stage1, 2: self.stage2, 3: self.stage3}[k]

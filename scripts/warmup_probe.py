@@ -34,17 +34,21 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--flips", action="store_true", help="random left-right / upside-down flips each epoch")
     ap.add_argument("--erase", type=float, default=0.0, help="odds of blanking each token square each epoch")
+    ap.add_argument("--epochs", type=int, help="warm-up epochs (default: the params')")
+    ap.add_argument("--copies", type=int, help="document-look copies of each diagram (default: the params')")
     a = ap.parse_args(argv)
     params = load_params(a.params).model_copy(update={"seed": a.seed})
     t = params.model.tiny
+    epochs = a.epochs if a.epochs is not None else t.vision_warmup_epochs
+    copies = a.copies if a.copies is not None else t.vision_warmup_copies
     processor = AutoProcessor.from_pretrained(a.run / "models" / "base")
     model = init_tiny_model(params, processor.tokenizer)
     use_matmul_patch_embed(model)
     general = load_from_disk(str(a.run / "data" / "pretrain"))["train"]
     images, labels = list(general["image"]), list(general["diagram_type"])
-    looks = document_looks(images, t.vision_warmup_copies, a.seed)
-    curve = vision_warmup(model, processor, images + looks, labels * (1 + t.vision_warmup_copies),
-                          epochs=t.vision_warmup_epochs, lr=t.vision_warmup_lr, seed=a.seed,
+    looks = document_looks(images, copies, a.seed)
+    curve = vision_warmup(model, processor, images + looks, labels * (1 + copies),
+                          epochs=epochs, lr=t.vision_warmup_lr, seed=a.seed,
                           token_loss=t.vision_warmup_token_loss, flips=a.flips, erase=a.erase)
     model.eval()
     accuracy = fit_probe(*features(model, processor, general))
@@ -54,7 +58,7 @@ def main(argv=None) -> None:
         both = [features(model, processor, dd[split]) for split in ("train", "test")]
         x, types = torch.cat([f[0] for f in both]), [y for f in both for y in f[1]]
         scores.append(f"{stage} {100 * accuracy(x, types):.1f}% of {len(types)}")
-    print(f"seed {a.seed}, flips {a.flips}, erase {a.erase}: warm-up fitted {100 * curve[-1]['accuracy']:.1f}% "
+    print(f"seed {a.seed}, flips {a.flips}, erase {a.erase}, {epochs} epochs, {copies} copies: warm-up fitted {100 * curve[-1]['accuracy']:.1f}% "
           f"of its rows in the last epoch; probe: " + ", ".join(scores))
 
 

@@ -14,7 +14,7 @@ from dicrepro.params import Params, ParamsError, load_params
 from dicrepro.paths import RunPaths
 from dicrepro.train.backends import BackendUnavailable, resolve_backend, unsloth_importable
 from dicrepro.train.box_diagrams import box_dataset
-from dicrepro.train.collate import IGNORE_INDEX, MaxLengthError, VisionSFTCollator
+from dicrepro.train.collate import IGNORE_INDEX, MaxLengthError, VisionSFTCollator, undecoded_images
 from dicrepro.train.sft import StageInputError, train_stage
 from dicrepro.train.tiny_model import build_tiny_base
 
@@ -257,6 +257,47 @@ def test_collator_names_the_sample_whose_image_tokens_do_not_fit(run, processor)
     cut = VisionSFTCollator(processor, max_length=first_answer + 3)(rows)
     assert cut["input_ids"].shape[1] == first_answer + 3
     assert torch.equal(cut["pixel_values"], full["pixel_values"])
+
+
+def test_caching_collator_gives_the_processors_batches_and_processes_each_row_once(run, processor):
+    train = load_from_disk(str(RunPaths(run).stage1_data))["train"]
+    rows = list(undecoded_images(train).select(range(5)))
+    plain = VisionSFTCollator(processor, max_length=2048)
+    cached = VisionSFTCollator(processor, max_length=2048, cache_mb=64)
+    calls = []
+    encode = cached._encode
+    cached._encode = lambda batch: calls.append(len(batch)) or encode(batch)
+    # rows of different lengths, met again in other batches and orders, as epochs do
+    for batch in (rows[:3], rows[3:], rows[::-1], rows[1:4]):
+        want, got = plain(batch), cached(batch)
+        assert sorted(got) == sorted(want)
+        for key in want:
+            assert torch.equal(got[key], want[key]), key
+    assert calls == [1] * 5  # each row processed once
+    assert cached._cache_left < 64 * 2**20
+
+
+def test_the_collators_cache_size_decides_nothing_that_is_hashed(params):
+    from dicrepro.params import dump_params
+    from dicrepro.train.sft import params_hash
+
+    off = params.model_copy(update={"sft": params.sft.model_copy(update={"cache_mb": 0})})
+    assert params_hash(off, 1) == params_hash(params, 1)  # a stage trained either way is not retrained
+    assert "cache_mb" not in dump_params(params)["sft"]  # earlier runs' params dumps stay current
+
+
+def test_caching_collator_keeps_to_its_budget_and_still_truncates(run, processor):
+    rows = list(undecoded_images(load_from_disk(str(RunPaths(run).stage1_data))["train"]).select(range(4)))
+    none_kept = VisionSFTCollator(processor, max_length=2048, cache_mb=0.001)
+    assert torch.equal(none_kept(rows)["input_ids"], VisionSFTCollator(processor, max_length=2048)(rows)["input_ids"])
+    assert none_kept._cache == {}
+    full = VisionSFTCollator(processor)(rows)
+    first_answer = int((full["labels"][0] != IGNORE_INDEX).nonzero().min())
+    cut = VisionSFTCollator(processor, max_length=first_answer + 3, cache_mb=64)
+    for _ in range(2):  # processed, then from the cache
+        batch = cut(rows)
+        assert batch["input_ids"].shape[1] == batch["labels"].shape[1] == first_answer + 3
+        assert torch.equal(batch["pixel_values"], full["pixel_values"])
 
 
 

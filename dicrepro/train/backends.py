@@ -266,7 +266,7 @@ def make_collator(params, model, processor):
     """The data collator that ``sft.collator`` names, for ``model`` and its ``processor``."""
     if params.sft.collator == "unsloth":
         return unsloth_collator(model, processor, params.sft.max_length)
-    return VisionSFTCollator(processor, params.sft.max_length)
+    return VisionSFTCollator(processor, params.sft.max_length, cache_mb=params.sft.cache_mb)
 
 
 def unsloth_collator(model, processor, max_length: int):

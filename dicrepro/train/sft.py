@@ -42,7 +42,7 @@ from dicrepro.train.backends import (
     resolve_backend,
     resolve_collator,
 )
-from dicrepro.train.collate import length_grouping_arg, rows_that_fit, with_lengths
+from dicrepro.train.collate import length_grouping_arg, rows_that_fit, undecoded_images, with_lengths
 from dicrepro.train.model_folder import ModelFolderError, check_model_folder
 from dicrepro.train.processor import load_processor
 from dicrepro.train.tiny_model import TINY_NOTE
@@ -66,10 +66,10 @@ class StageInputError(ValueError):
 def params_hash(params, stage: int) -> str:
     """Hash of the params that decide stage ``stage``'s weights, for lineage and skipping: the seed, the
     model and the sft section, without the other stages' ``sft.stageN`` entries and without
-    ``sft.resume`` (changing stage 3's learning rate must not retrain stages 1 and 2)."""
+    ``sft.resume`` and ``sft.cache_mb`` (changing stage 3's learning rate must not retrain stages 1 and 2)."""
     d = dump_params(params)
     sft = {k: v for k, v in d["sft"].items()
-           if k != "resume" and not (k.startswith("stage") and k != f"stage{stage}")}
+           if k not in ("resume", "cache_mb") and not (k.startswith("stage") and k != f"stage{stage}")}
     key = json.dumps({"seed": d["seed"], "model": d["model"], "sft": sft}, sort_keys=True)
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
@@ -302,6 +302,8 @@ def train_stage(params, stage: int, *, callbacks: list | None = None) -> Path:
                               "model.max_pixels")
     if params.sft.group_by_length:
         train = with_lengths(train, processor)
+    if params.sft.collator == "dicrepro" and params.sft.cache_mb:
+        train = undecoded_images(train)  # decoded once by the caching collator, not once per epoch
     model, processor = BACKENDS[backend](params, inputs["model"], inputs["adapter"])
     if hasattr(model, "print_trainable_parameters"):
         n_train, n_all = model.get_nb_trainable_parameters()

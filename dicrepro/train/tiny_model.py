@@ -36,7 +36,13 @@ from datasets import Dataset, Image, concatenate_datasets
 from dicrepro.data.vqa_kinds import TYPE_QUESTION, type_answer
 from dicrepro.text.phrasings_en import TYPES as TYPES_EN
 from dicrepro.text.phrasings_zh import TYPES as TYPES_ZH
-from dicrepro.train.collate import VisionSFTCollator, labelled_positions, length_grouping_arg, logits_mask_supported
+from dicrepro.train.collate import (
+    VisionSFTCollator,
+    labelled_positions,
+    length_grouping_arg,
+    logits_mask_supported,
+    undecoded_images,
+)
 from dicrepro.train.patch_embed import use_matmul_patch_embed
 from dicrepro.train.tiny_tokenizer import train_tokenizer
 from dicrepro.train.train_log import LossCSVCallback, library_versions, read_loss_csv, tensorboard_callback
@@ -202,8 +208,10 @@ def pretrain(model, processor, train_rows, params, out_dir: Path, *, epochs: flo
         **length_grouping_arg(TrainingArguments, False),
     )
     loss_csv = out_dir / f"{name}.csv"
-    trainer = Trainer(model=model, args=args, train_dataset=train_rows,
-                      data_collator=logits_where_labelled(VisionSFTCollator(processor, params.sft.max_length)),
+    collate = VisionSFTCollator(processor, params.sft.max_length, cache_mb=params.sft.cache_mb)
+    trainer = Trainer(model=model, args=args,
+                      train_dataset=undecoded_images(train_rows) if params.sft.cache_mb else train_rows,
+                      data_collator=logits_where_labelled(collate),
                       callbacks=[LossCSVCallback(loss_csv), tensorboard_callback(out_dir / "tensorboard" / name)])
     trainer.train()
     shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
