@@ -105,7 +105,7 @@ class TinyModelParams(_Strict):
     type_questions: bool = True
     # Epochs of that type-reading phase (over every warm-up diagram and its document-look copies). 3 over
     # 1,200 diagrams and copies; with 2,400 diagrams, 1.5 reads as many rows in the same time (recipe 14, a
-    # trial not taken: README "Issue 19's bar is met in part").
+    # trial not taken: README "Issue 19's bar").
     type_reading_epochs: float = Field(3.0, gt=0)
     # Languages of the general pre-training diagrams (their labels, descriptions and type questions) and so
     # of the tokenizer's corpus; null: stage1.languages. The real base (Qwen2.5-VL) is bilingual; half in
@@ -272,7 +272,10 @@ class Stage3Params(_Strict):
     # Training diagrams also asked "What kind of diagram is this?" in each of these languages besides their
     # own (dicrepro.data.vqa.type_item); the test set is left as generated. params/tiny.yaml: [en, zh].
     type_question_languages: list[Literal["en", "zh"]] = []
-    _omit_at_default = ("document_share", "type_question_languages")
+    # Every training type question asked again of a document-look copy of its diagram (page context, scan
+    # noise, JPEG: dicrepro.data.vqa.document_type_rows); the other questions and the test set are unchanged.
+    document_type_questions: bool = False
+    _omit_at_default = ("document_share", "type_question_languages", "document_type_questions")
 
     @field_validator("type_question_languages")
     @classmethod

@@ -13,7 +13,7 @@ from dicrepro.atomic import save_dataset_atomic, write_json_atomic
 from dicrepro.data import stage2
 from dicrepro.data.augment import document_look_share
 from dicrepro.data.synth import SynthSpec, plan_sample, pretrain_spec, stage1_spec, synthesize
-from dicrepro.data.vqa import diagram_language, make_vqa
+from dicrepro.data.vqa import diagram_language, document_type_rows, make_vqa
 from dicrepro.data.vqa_paraphrase import format_paraphrase_stats, paraphrase_items
 from dicrepro.diagrams.graph import Diagram
 from dicrepro.diagrams.knowledge import lexicon
@@ -157,6 +157,8 @@ def make_stage3(params: Params) -> DatasetDict:
             i = by_id[it["diagram_id"]]
             rows.append({**{k: it.get(k) for k in VQA_FEATURES}, "image": img_col[i], "split": split,
                          "graph": graphs[i]})
+        if params.stage3.document_type_questions and split == "train":
+            rows += document_type_rows(rows, params.seed)
         out[split] = Dataset.from_list(rows, features=VQA_FEATURES)
     dd = DatasetDict(out)
     _save(dd, paths.stage3_data)

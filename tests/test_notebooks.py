@@ -93,14 +93,17 @@ def test_stage3_vqa_has_answer_keys_and_disjoint_splits(run):
     assert {r["dimension"] for r in train} <= {"global", "partial", "detail"}
     # stage3.type_question_languages: [en, zh] asks each training diagram its type in both languages; the
     # test set keeps the one question in the diagram's language, so objective scores stay comparable
+    # stage3.document_type_questions asks the training ones again of a document-look copy ("-doc")
     asked = {}
     for split, rows in (("train", train), ("test", test)):
         for r in rows:
             if r["kind"] == "type":
-                asked.setdefault((split, r["diagram_id"]), []).append(r["language"])
+                look = "document" if r["id"].endswith("-doc") else "clean"
+                asked.setdefault((split, r["diagram_id"]), []).append((r["language"], look))
     assert {split for split, _ in asked} == {"train", "test"}
-    assert all(sorted(langs) == ["en", "zh"] for (split, _), langs in asked.items() if split == "train")
-    assert all(len(langs) == 1 for (split, _), langs in asked.items() if split == "test")
+    assert all(sorted(q) == [("en", "clean"), ("en", "document"), ("zh", "clean"), ("zh", "document")]
+               for (split, _), q in asked.items() if split == "train")
+    assert all(len(q) == 1 and q[0][1] == "clean" for (split, _), q in asked.items() if split == "test")
 
 
 def test_models_of_every_stage_reload_with_lineage(run):

@@ -279,6 +279,44 @@ def test_the_type_question_can_also_be_asked_in_the_other_language(items):
                                                                 questions_per_diagram=12, distractor_pool=POOL)
 
 
+def test_type_questions_can_be_asked_again_of_a_document_look_copy():
+    import io
+
+    from PIL import Image, ImageDraw
+
+    def png(shade: int) -> dict:
+        img = Image.new("RGB", (320, 200), "white")
+        ImageDraw.Draw(img).rectangle((40, 40, 280, 160), outline=(shade, 0, 0), width=3)
+        buf = io.BytesIO()
+        img.save(buf, format="PNG")
+        return {"bytes": buf.getvalue(), "path": None}
+
+    items = make_vqa(_diagrams(), random.Random(42), questions_per_diagram=6, distractor_pool=POOL,
+                     type_question_languages=["en", "zh"])
+    images = {did: png(10 * k) for k, (did, _) in enumerate(_diagrams())}
+    rows = [{**it, "image": images[it["diagram_id"]]} for it in items]
+    from dicrepro.data.vqa import document_type_rows
+
+    extra = document_type_rows(rows, seed=1234)
+    asked = [r for r in rows if r["kind"] == "type"]
+    assert [r["id"] for r in extra] == [f"{r['id']}-doc" for r in asked]  # each type question once more
+    for doc, clean in zip(extra, asked):
+        assert {k: v for k, v in doc.items() if k not in ("id", "image")} == \
+            {k: v for k, v in clean.items() if k not in ("id", "image")}
+        look = Image.open(io.BytesIO(doc["image"]["bytes"]))
+        assert look.size != (320, 200)  # a page around the figure
+    by_diagram = {}
+    for r in extra:
+        by_diagram.setdefault(r["diagram_id"], set()).add(r["image"]["bytes"])
+    assert all(len(v) == 1 for v in by_diagram.values())  # one copy per diagram, in both languages
+    assert len({next(iter(v)) for v in by_diagram.values()}) == len(by_diagram)
+    assert document_type_rows(rows, seed=1234) == extra  # drawn from the seed alone
+    assert [r["image"] for r in document_type_rows(rows, seed=1235)] != [r["image"] for r in extra]
+    from dicrepro.params import Stage3Params
+
+    assert "document_type_questions" not in Stage3Params().model_dump()  # earlier stage-3 data stays current
+
+
 def test_deterministic_and_ids_unique():
     a = make_vqa(_diagrams(), random.Random(1), questions_per_diagram=5, distractor_pool=POOL)
     b = make_vqa(_diagrams(), random.Random(1), questions_per_diagram=5, distractor_pool=POOL)
