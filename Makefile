@@ -51,6 +51,7 @@ bench: setup  ## benchmarks (ratios against anchors measured in the same run)
 	$(VPY) bench/metrics_speed.py
 	$(VPY) bench/caption_speed.py
 	$(VPY) bench/sft_backends.py  # needs runs/tiny (make reproduce); on a GPU it also runs 4-bit and unsloth
+	$(VPY) bench/collate_cache.py  # needs runs/tiny (make reproduce)
 
 clean-run:  ## delete runs/ (datasets, models, predictions of earlier runs)
 	rm -rf runs/

@@ -59,7 +59,9 @@ def main(argv=None) -> None:
             assert all(torch.equal(got[k], want[k]) for k in want) and sorted(got) == sorted(want), idx
         for k in times:
             times[k].append(1000 * spent[k] / len(train))
-    size = sum(v.element_size() * v.nelement() for e in cached._cache.values() for v in e.values())
+    # rows of one image share its patches: each tensor counted once
+    unique = {v.data_ptr(): v for e in cached._cache.values() for v in e.values()}
+    size = sum(v.element_size() * v.nelement() for v in unique.values())
     total = {k: sum(v) for k, v in times.items()}
     print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, threads "
           f"{torch.get_num_threads()}; {len(train)} rows of {a.run_dir / 'data' / a.data}, {a.epochs} epochs, "
@@ -70,7 +72,7 @@ def main(argv=None) -> None:
         later = sum(times[k][1:]) / max(1, len(times[k]) - 1)
         print(f"| {k} | {times[k][0]:.2f} | {later:.2f} | {total[k] * len(train) / 1000:.1f} | "
               f"{total[k] / total['anchor']:.2f} |")
-    print(f"cache: {len(cached._cache)} rows, {size / 2**20:.0f} MiB")
+    print(f"cache: {len(cached._cache)} rows, {len(cached._patches)} images, {size / 2**20:.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -274,6 +274,7 @@ class Stage3Params(_Strict):
     type_question_languages: list[Literal["en", "zh"]] = []
     # Every training type question asked again of a document-look copy of its diagram (page context, scan
     # noise, JPEG: dicrepro.data.vqa.document_type_rows); the other questions and the test set are unchanged.
+    # With document_share > 0 the diagrams already drawn so get a page around their page.
     document_type_questions: bool = False
     _omit_at_default = ("document_share", "type_question_languages", "document_type_questions")
 

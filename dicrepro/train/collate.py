@@ -30,6 +30,7 @@ from datasets import Image as ImageFeature
 log = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100
+_IMAGE_KEYS = ("pixel_values", "image_grid_thw")  # one row per image patch / per image, not per token
 
 
 class MaxLengthError(ValueError):
@@ -111,7 +112,7 @@ class VisionSFTCollator:
 
     ``cache_mb`` > 0 keeps up to that many MiB of row encodings (module docstring): rows met again are not
     processed again. Only rows whose image is undecoded bytes are kept (a decoded image has no cheap
-    identity); the first ones met fill the budget, the rest are processed every time.
+    identity); the first ones met fill the budget, the rest are processed every time (together, as a batch).
     """
 
     def __init__(self, processor, max_length: int | None = None, cache_mb: float = 0):
@@ -123,6 +124,7 @@ class VisionSFTCollator:
         self.response_marker = self.tokenizer.encode("<|im_start|>assistant\n", add_special_tokens=False)
         self._warned: set[str] = set()
         self._cache: dict[tuple, dict[str, torch.Tensor]] = {}
+        self._patches: dict[bytes, torch.Tensor] = {}  # one copy of each kept image's patches
         self._cache_left = int(cache_mb * 2**20)
 
     def __call__(self, rows: Sequence[dict]) -> dict[str, torch.Tensor]:
@@ -159,35 +161,63 @@ class VisionSFTCollator:
         batch["labels"] = labels
         return batch
 
-    def _row(self, row: dict) -> dict[str, torch.Tensor]:
-        """One row's encoding, unpadded: from the cache, or processed (and kept while the budget lasts)."""
-        image_key = _image_key(row["image"])
-        key = None if image_key is None else (image_key, row["prompt"], row["target"])
-        if key is not None and key in self._cache:
-            return self._cache[key]
-        enc = self._encode([row])
-        if key is not None:
-            size = sum(v.element_size() * v.nelement() for v in enc.values())
-            if size <= self._cache_left:
-                self._cache[key] = enc
-                self._cache_left -= size
-        return enc
+    def _each(self, rows: Sequence[dict]) -> list[dict[str, torch.Tensor]]:
+        """Each row's own encoding, unpadded, from one processor call for all of them (as fast as a batch):
+        token-wise tensors cut to the row's length (the padding is on the right), its image's patches."""
+        batch = self._encode(rows)
+        lengths = batch["attention_mask"].sum(1).tolist()
+        patches = torch.split(batch["pixel_values"], batch["image_grid_thw"].prod(-1).tolist())
+        out = []
+        for i, n in enumerate(lengths):
+            enc = {k: v[i:i + 1, :n] for k, v in batch.items() if k not in _IMAGE_KEYS}
+            enc["pixel_values"], enc["image_grid_thw"] = patches[i], batch["image_grid_thw"][i:i + 1]
+            out.append(enc)
+        return out
+
+    def _keep(self, key: tuple, enc: dict[str, torch.Tensor]) -> None:
+        """Keep ``enc`` while the budget lasts; rows of one image (stage 3 asks several questions of each
+        diagram) share one copy of its patches, counted once."""
+        shared = self._patches.get(key[0])
+        if shared is not None and not torch.equal(shared, enc["pixel_values"]):
+            shared = None
+        # copies: the encoding may be a slice of a whole batch's tensors, which would stay alive with it
+        enc = {k: shared if k == "pixel_values" and shared is not None else v.clone() for k, v in enc.items()}
+        size = sum(v.element_size() * v.nelement() for k, v in enc.items() if k != "pixel_values" or shared is None)
+        if size <= self._cache_left:
+            self._cache[key] = enc
+            self._patches.setdefault(key[0], enc["pixel_values"])
+            self._cache_left -= size
 
     def _from_rows(self, rows: Sequence[dict]) -> dict[str, torch.Tensor]:
-        """The batch :meth:`_encode` would make, put together from each row's own encoding: token-wise
-        tensors padded on the right as the processor pads (input ids with the pad token, the rest with 0,
-        labels with -100), image tensors concatenated in row order."""
-        encs = [self._row(r) for r in rows]
+        """The batch :meth:`_encode` would make, put together from each row's own encoding (kept ones from
+        the cache, the others processed together): token-wise tensors padded on the right as the processor
+        pads (input ids with the pad token, the rest with 0, labels with -100), image tensors concatenated
+        in row order."""
+        keys = []
+        for r in rows:
+            image_key = _image_key(r["image"])
+            keys.append(None if image_key is None else (image_key, r["prompt"], r["target"]))
+        missing = [i for i, k in enumerate(keys) if k is None or k not in self._cache]
+        fresh = dict(zip(missing, self._each([rows[i] for i in missing]))) if missing else {}
+        for i, enc in fresh.items():
+            if keys[i] is not None and keys[i] not in self._cache:
+                self._keep(keys[i], enc)
+        encs = [fresh[i] if i in fresh else self._cache[k] for i, k in enumerate(keys)]
         length = max(e["input_ids"].shape[1] for e in encs)
         pad = {"input_ids": self.tokenizer.pad_token_id, "labels": IGNORE_INDEX}
         batch = {}
-        for key, first in encs[0].items():
-            if first.dim() == 2 and first.shape[0] == 1 and key not in ("pixel_values", "image_grid_thw"):
+        for key in encs[0]:
+            if key in _IMAGE_KEYS:
+                batch[key] = torch.cat([e[key] for e in encs])
+            else:
                 batch[key] = torch.cat([torch.nn.functional.pad(e[key], (0, length - e[key].shape[1]),
                                                                 value=pad.get(key, 0)) for e in encs])
-            else:
-                batch[key] = torch.cat([e[key] for e in encs])
         return batch
+
+    def clear_cache(self) -> None:
+        """Drop every kept encoding (after a training: the Trainer may keep the collator alive a while)."""
+        self._cache.clear()
+        self._patches.clear()
 
     def _check_fits(self, rows, input_ids, attention_mask, labels) -> None:
         for i, row in enumerate(rows):

@@ -313,14 +313,17 @@ def train_stage(params, stage: int, *, callbacks: list | None = None) -> Path:
     logs = [LossCSVCallback(out / "loss.csv")]
     if state.is_main_process:
         logs.append(tensorboard_callback(out / "tensorboard"))
+    collator = make_collator(params, model, processor)
     trainer = sft_trainer_class("cuda" if cuda_available() else "cpu")(
         model=model, args=args, train_dataset=train,
-        processing_class=processor, data_collator=make_collator(params, model, processor),
+        processing_class=processor, data_collator=collator,
         callbacks=[*logs, *(callbacks or [])],
     )
     t0 = time.time()
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     seconds = time.time() - t0
+    if hasattr(collator, "clear_cache"):
+        collator.clear_cache()  # the Trainer may keep it alive while the model is merged and saved
     log.info("rank %d/%d trained %d steps in %.0f s (%s)", state.process_index, state.num_processes,
              result.global_step, seconds, state.backend or "single process")
     # Every rank has finished its last step before the main process saves; the others wait for it below.

@@ -214,6 +214,7 @@ def pretrain(model, processor, train_rows, params, out_dir: Path, *, epochs: flo
                       data_collator=logits_where_labelled(collate),
                       callbacks=[LossCSVCallback(loss_csv), tensorboard_callback(out_dir / "tensorboard" / name)])
     trainer.train()
+    collate.clear_cache()
     shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
     return read_loss_csv(loss_csv)
 
