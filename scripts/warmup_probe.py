@@ -1,14 +1,15 @@
 """Does a vision warm-up variant make a tower that reads more diagram types? Warm up a fresh tiny tower, probe it.
 
-    python scripts/warmup_probe.py [--run runs/tiny] [--seed 1234] [--flips] [--erase 0.25]
+    python scripts/warmup_probe.py [--run runs/tiny] [--seed 1234] [--flips] [--erase 0.25] [--epochs N] [--copies K]
 
 Builds the tiny model of params/tiny.yaml from random weights (tokenizer and processor taken from the run's
 base), runs only the vision-first warm-up on the run's general diagrams and their document-look copies
-(``model.tiny.vision_warmup_*`` except the augmentation, which the flags set), then fits a linear probe on
-the general diagrams (``scripts/vision_probe.py``) and scores it on the stage-1 and stage-2 diagrams, train
-and test splits together (440 and 120 in the tiny profile). README "The tiny stand-in's recipe", point 2
-quotes it: 78.4% / 65.8% without augmentation and 89.1% / 70.0% with ``--flips --erase 0.25`` at seed 1234.
-About 3 minutes on 2 cores. A developer's measurement: it prints, it writes nothing.
+(``model.tiny.vision_warmup_*``, except what the flags set: the augmentation, and epochs and copies when
+given), then fits a linear probe on the general diagrams (``scripts/vision_probe.py``) and scores it on the
+stage-1 and stage-2 diagrams, train and test splits together (440 and 120 in the tiny profile). README
+"The tiny stand-in's recipe", point 2 quotes it: 78.4% / 65.8% without augmentation and 89.1% / 70.0% with
+``--flips --erase 0.25`` at seed 1234. About 3 minutes on 2 cores. A developer's measurement: it prints, it
+writes nothing.
 """
 
 from __future__ import annotations
@@ -58,8 +59,8 @@ def main(argv=None) -> None:
         both = [features(model, processor, dd[split]) for split in ("train", "test")]
         x, types = torch.cat([f[0] for f in both]), [y for f in both for y in f[1]]
         scores.append(f"{stage} {100 * accuracy(x, types):.1f}% of {len(types)}")
-    print(f"seed {a.seed}, flips {a.flips}, erase {a.erase}, {epochs} epochs, {copies} copies: warm-up fitted {100 * curve[-1]['accuracy']:.1f}% "
-          f"of its rows in the last epoch; probe: " + ", ".join(scores))
+    print(f"seed {a.seed}, flips {a.flips}, erase {a.erase}, {epochs} epochs, {copies} copies: warm-up fitted "
+          f"{100 * curve[-1]['accuracy']:.1f}% of its rows in the last epoch; probe: " + ", ".join(scores))
 
 
 if __name__ == "__main__":
